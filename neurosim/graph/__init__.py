@@ -1,0 +1,21 @@
+"""Model definition: a model is a ``networkx.DiGraph`` of vertices (populations).
+
+See :mod:`neurosim.graph.spec` for the vertex attributes, :mod:`neurosim.graph.builders`
+for ready-made models and :mod:`neurosim.graph.validate` for the checks run before
+compilation.
+"""
+
+from neurosim.graph.builders import mlp
+from neurosim.graph.spec import CONVENTIONS, LOSSES, OPS, output_vertices, param_shapes, trigger_steps
+from neurosim.graph.validate import validate_graph
+
+__all__ = [
+    "CONVENTIONS",
+    "LOSSES",
+    "OPS",
+    "mlp",
+    "output_vertices",
+    "param_shapes",
+    "trigger_steps",
+    "validate_graph",
+]

@@ -1,0 +1,65 @@
+"""Parameters in and out: a dict of numpy arrays in PyTorch's layouts.
+
+Names are ``"<vertex>.weight"`` (dense: ``(out, in)``) and ``"<vertex>.bias"``
+(``(out,)``), so a PyTorch ``state_dict`` whose keys are renamed to the vertices of a
+neurosim graph can be loaded directly, and neurosim's weights can be copied back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import networkx as nx
+import numpy as np
+
+from neurosim.errors import ParameterError
+from neurosim.graph.spec import param_shapes
+
+Params = dict[str, np.ndarray]
+
+
+def init_params(graph: nx.DiGraph, seed: int = 0, dtype: type = np.float64) -> Params:
+    """Random parameters like PyTorch's ``nn.Linear`` default.
+
+    Every weight and bias of a vertex with ``fan_in`` inputs is drawn from
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, in topological order from one
+    ``numpy.random.default_rng(seed)`` stream, so the same seed gives the same bits.
+    """
+    rng = np.random.default_rng(seed)
+    params: Params = {}
+    for name, shape in param_shapes(graph).items():
+        vertex = name.rsplit(".", 1)[0]
+        (parent,) = graph.predecessors(vertex)
+        bound = 1.0 / np.sqrt(graph.nodes[parent]["size"])
+        params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return params
+
+
+def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: type = np.float64) -> Params:
+    """Validated copies of ``params`` as contiguous ``dtype`` arrays.
+
+    Raises :class:`ParameterError` naming the parameter that is missing, unexpected,
+    of the wrong shape, or not finite.
+    """
+    expected = param_shapes(graph)
+    if not isinstance(params, Mapping):
+        raise ParameterError(f"parameters must be a dict of arrays, got {type(params).__name__}")
+    unknown = sorted(set(params) - set(expected))
+    if unknown:
+        raise ParameterError(
+            f"unexpected parameters {unknown}; this graph has {sorted(expected)}"
+        )
+    out: Params = {}
+    for name, shape in expected.items():
+        if name not in params:
+            vertex = name.rsplit(".", 1)[0]
+            raise ParameterError(f"missing parameter {name!r} of vertex {vertex!r} (shape {shape})")
+        arr = np.ascontiguousarray(np.asarray(params[name], dtype=dtype))
+        if arr.shape != shape:
+            raise ParameterError(
+                f"parameter {name!r} has shape {arr.shape}, expected {shape} (PyTorch layout (out, in))"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ParameterError(f"parameter {name!r} contains NaN or infinite values")
+        out[name] = arr.copy()
+    return out

@@ -1,0 +1,175 @@
+"""The learning rules, as configurations shared by the event loop and the reference.
+
+Conventions follow ``docs/rules.md`` (errors ``eps = v - mu``, output error
+``-dL/dmu``, losses summed over samples). State ``t`` is the network after ``t``
+inference steps; state 0 is the forward pass with the target clamped. One inference
+step computes every error and every change from state ``t`` and applies them together:
+
+    v_j  += gamma * ( -eps_j + sum_{k in children(j)} J_kj^T eps_k )
+    theta_j += alpha * J_theta^T eps_j            (only when the rule's trigger fires)
+
+``J_theta^T eps`` is ``g x^T`` with ``g = act'(a) * eps`` (post) or ``g = eps`` (pre)
+and ``x`` the presynaptic signal (``v`` for post, ``act(v)`` for pre).
+
+- :class:`BP`: plain backprop SGD, ``theta -= alpha dL/dtheta``.
+- :class:`IL` (Whittington and Bogacz 2017; Song et al. 2020 Algorithm 1): ``t_c`` steps
+  of size ``gamma``, then one update from the errors and beliefs of state ``t_c``.
+- :class:`ZIL` (Song et al. 2020): C1 (start at state 0), C3 (``gamma = 1``), C2 (vertex
+  ``j`` updates once, at step ``t = l_j``, its path length to the output). Equals BP.
+- :class:`FaZIL` (Song et al. 2020 Algorithm 2): C1, C3, updates at every step with rate
+  ``alpha * phi_i`` per error neuron, ``phi_i(t) = 1`` iff
+  ``eps_i(t) != eps_i(t-1) == ... == eps_i(t - t_d)`` (exact comparison; before ``t = 0``
+  every error is 0). Runs for ``ticks`` steps (default: one per trigger step).
+- :class:`StrictPC` (Rosenbaum 2022 Algorithm "PC", Torch2PC ``Strict``): ``n`` steps of
+  size ``eta`` with predictions and Jacobians from the current beliefs; the update uses
+  the errors of state ``n - 1`` and the beliefs of state ``n``.
+- :class:`FixedPred` (Rosenbaum 2022 "ModPC"; Millidge et al. 2020): errors against the
+  forward-pass predictions, Jacobians at the forward pass, output error fixed at
+  ``-dL/dvhat``; update from the errors of state ``n - 1`` and the forward-pass inputs.
+  With ``eta = 1`` and ``n >= n_exact`` it equals the exact gradient (Theorem 1).
+
+A run *diverges* at step ``t`` when an error or a belief is not finite, or when the
+energy ``E(t) = 1/2 sum eps^2`` (over all error neurons and samples) exceeds
+``max_energy_ratio * E(0)``. Diverged runs apply no update and report the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from neurosim.errors import ConfigError
+
+DEFAULT_MAX_ENERGY_RATIO = 1e12
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and value > 0 and value == value and value != float("inf")):
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _count(name: str, value: int, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base class: every rule has a learning rate ``alpha``."""
+
+    alpha: float = 0.001
+
+    name = "rule"
+
+    def __post_init__(self) -> None:
+        _positive("alpha", self.alpha)
+
+    def to_dict(self) -> dict:
+        """The rule as a JSON-ready dict, with its name under ``"rule"``."""
+        return {"rule": self.name, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class BP(Rule):
+    """Backprop SGD: ``theta -= alpha * dL/dtheta`` (the reference)."""
+
+    name = "bp"
+
+
+@dataclass(frozen=True)
+class IL(Rule):
+    """Inference learning: ``t_c`` steps of size ``gamma``, then one update at state ``t_c``."""
+
+    gamma: float = 0.1
+    t_c: int = 20
+    max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
+    name = "il"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("gamma", self.gamma)
+        _count("t_c", self.t_c)
+
+
+@dataclass(frozen=True)
+class ZIL(Rule):
+    """Zero-divergence IL: vertex ``j`` updates at step ``l_j`` (its path length to the output)."""
+
+    gamma: float = 1.0
+    max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
+    name = "zil"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("gamma", self.gamma)
+
+
+@dataclass(frozen=True)
+class FaZIL(Rule):
+    """Fully autonomous Z-IL: updates gated by the change detector phi with window ``t_d``."""
+
+    t_d: int = 4
+    ticks: int | None = None
+    gamma: float = 1.0
+    max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
+    name = "fazil"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _count("t_d", self.t_d, 1)
+        if self.ticks is not None:
+            _count("ticks", self.ticks, 1)
+        _positive("gamma", self.gamma)
+
+
+@dataclass(frozen=True)
+class StrictPC(Rule):
+    """Strict predictive coding: ``n`` steps of size ``eta``, update from state ``n-1`` errors."""
+
+    eta: float = 0.1
+    n: int = 20
+    max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
+    name = "strict"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("eta", self.eta)
+        _count("n", self.n, 1)
+
+
+@dataclass(frozen=True)
+class FixedPred(Rule):
+    """Fixed-prediction PC: exact for ``eta = 1``, ``n >= n_exact`` (default ``n = n_exact``)."""
+
+    eta: float = 1.0
+    n: int | None = None
+    max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
+    name = "fixedpred"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("eta", self.eta)
+        if self.n is not None:
+            _count("n", self.n, 1)
+
+
+RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (BP, IL, ZIL, FaZIL, StrictPC, FixedPred)}
+
+
+def make_rule(name: str, **options: object) -> Rule:
+    """Build a rule from its name (``bp``, ``il``, ``zil``, ``fazil``, ``strict``, ``fixedpred``).
+
+    Options not used by that rule are ignored only when they are ``None``; any other
+    unknown option raises :class:`ConfigError` naming it.
+    """
+    key = str(name).lower().replace("-", "").replace("_", "")
+    aliases = {"backprop": "bp", "strictpc": "strict", "pc": "strict", "modpc": "fixedpred"}
+    key = aliases.get(key, key)
+    if key not in RULES:
+        raise ConfigError(f"unknown rule {name!r}; choose one of {sorted(RULES)}")
+    cls = RULES[key]
+    known = {f.name for f in fields(cls)}
+    given = {k: v for k, v in options.items() if v is not None}
+    extra = sorted(set(given) - known)
+    if extra:
+        raise ConfigError(f"rule {key!r} takes no option(s) {extra}; its options are {sorted(known)}")
+    return cls(**given)
