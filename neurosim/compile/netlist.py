@@ -1,0 +1,129 @@
+"""The neuron-level netlist: every value neuron, error neuron and synapse as rows of arrays.
+
+A compiled model holds no Python objects per neuron. Each *value neuron* ``j`` and
+each *error neuron* ``i`` is one row of the arrays below; each *synapse* ``s`` connects
+a presynaptic value neuron ``s_pre[s]`` to a postsynaptic error neuron ``s_post[s]`` and
+reads its weight from the flat parameter vector, ``theta[s_param[s]]`` (several
+synapses may share one entry: that is weight sharing, the one non-local step).
+
+Value neuron ``j`` and error neuron ``v_err[j]`` form a pair (Song et al. 2020, Fig. 1);
+the pair talks over a private link with delay ``own_delay`` in both directions.
+Synapses are stored by target (``in_ptr``/``in_syn``: the synapses arriving at an
+error neuron) and by source (``out_ptr``/``out_syn``: the synapses leaving a value
+neuron), each with an integer delay of at least one tick.
+
+Codes used by the kernels:
+
+- ``v_role``: ``ROLE_FREE`` (relaxes), ``ROLE_INPUT`` (clamped to the data),
+  ``ROLE_OUTPUT`` (free while predicting, clamped to the target while learning).
+- ``e_loss``: ``LOSS_NONE`` (hidden error ``v - mu``), ``LOSS_MSE`` (``y - mu``),
+  ``LOSS_CE`` (``y - softmax(mu)`` over the error neurons ``e_group_lo..e_group_hi``).
+- activation codes: see :mod:`neurosim.activations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ROLE_FREE, ROLE_INPUT, ROLE_OUTPUT = 0, 1, 2
+LOSS_NONE, LOSS_MSE, LOSS_CE = 0, 1, 2
+
+
+@dataclass
+class Netlist:
+    """Flat arrays describing every neuron and synapse of a compiled graph.
+
+    Attributes are grouped by the actor they belong to: ``v_*`` value neurons,
+    ``e_*`` error neurons, ``s_*`` synapses. ``vertices`` lists the graph's vertices in
+    the (stable, topological) order used for the ``*_vertex`` ids, and
+    ``param_index`` maps each parameter name to its ``(offset, shape)`` in ``theta``.
+    """
+
+    vertices: list[str]
+    vertex_lo_v: np.ndarray  # first value neuron of each vertex
+    vertex_lo_e: np.ndarray  # first error neuron of each vertex (-1 for inputs)
+    # value neurons
+    v_vertex: np.ndarray
+    v_pos: np.ndarray
+    v_role: np.ndarray
+    v_out_act: np.ndarray  # activation applied to v in the signal x sent to children
+    v_err: np.ndarray  # own error neuron (-1 for inputs)
+    # error neurons
+    e_vertex: np.ndarray
+    e_pos: np.ndarray
+    e_value: np.ndarray  # own value neuron
+    e_act: np.ndarray  # activation applied to the weighted sum (identity for 'pre')
+    e_loss: np.ndarray
+    e_bias: np.ndarray  # parameter index of the bias, or -1
+    e_group_lo: np.ndarray  # softmax group of a ce output (else i, i+1)
+    e_group_hi: np.ndarray
+    e_trigger: np.ndarray  # Z-IL trigger step (path length to the outputs)
+    # synapses
+    s_pre: np.ndarray
+    s_post: np.ndarray
+    s_param: np.ndarray
+    s_delay: np.ndarray
+    in_ptr: np.ndarray
+    in_syn: np.ndarray
+    out_ptr: np.ndarray
+    out_syn: np.ndarray
+    own_delay: np.ndarray  # delay of the pair link, per error neuron
+    # parameters
+    n_params: int
+    param_index: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+
+    @property
+    def n_value(self) -> int:
+        """Number of value neurons."""
+        return len(self.v_vertex)
+
+    @property
+    def n_error(self) -> int:
+        """Number of error neurons."""
+        return len(self.e_vertex)
+
+    @property
+    def n_synapses(self) -> int:
+        """Number of synapses."""
+        return len(self.s_pre)
+
+    @property
+    def max_delay(self) -> int:
+        """Largest delay of any link, in ticks."""
+        d = int(self.s_delay.max()) if self.n_synapses else 1
+        return max(d, int(self.own_delay.max()) if self.n_error else 1)
+
+    def value_neuron(self, vertex: str, pos: int) -> int:
+        """Index of the value neuron at ``pos`` of ``vertex``."""
+        return int(self.vertex_lo_v[self.vertices.index(vertex)]) + pos
+
+    def error_neuron(self, vertex: str, pos: int) -> int:
+        """Index of the error neuron at ``pos`` of ``vertex``."""
+        lo = int(self.vertex_lo_e[self.vertices.index(vertex)])
+        if lo < 0:
+            raise KeyError(f"vertex {vertex!r} is an input and has no error neurons")
+        return lo + pos
+
+    def where(self, kind: str, index: int) -> tuple[str, int]:
+        """Map a neuron index back to ``(vertex, position)``; ``kind`` is ``"value"`` or ``"error"``."""
+        if kind == "value":
+            return self.vertices[int(self.v_vertex[index])], int(self.v_pos[index])
+        if kind == "error":
+            return self.vertices[int(self.e_vertex[index])], int(self.e_pos[index])
+        raise ValueError(f"kind must be 'value' or 'error', got {kind!r}")
+
+    def pack_params(self, params: dict[str, np.ndarray], dtype: type) -> np.ndarray:
+        """The flat parameter vector ``theta`` from a dict in PyTorch layout."""
+        theta = np.zeros(self.n_params, dtype=dtype)
+        for name, (offset, shape) in self.param_index.items():
+            theta[offset : offset + int(np.prod(shape))] = np.asarray(params[name], dtype=dtype).ravel()
+        return theta
+
+    def unpack_params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """A dict in PyTorch layout (copies) from the flat parameter vector."""
+        return {
+            name: theta[offset : offset + int(np.prod(shape))].reshape(shape).copy()
+            for name, (offset, shape) in self.param_index.items()
+        }

@@ -1,0 +1,127 @@
+"""Array bundles passed to the numba kernels.
+
+The kernels take three named tuples of arrays, so that their signatures stay
+readable and a sweep over rule settings never recompiles (settings are values, not
+constants): :class:`NetArrays` (the compiled netlist, read-only), :class:`StateArrays`
+(every neuron's own state plus the message lines and wake rings) and
+:class:`Policy` (the learning rule and the schedule of this chunk).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+MODE_PREDICT, MODE_LEARN = 0, 1
+UPDATE_NONE, UPDATE_AT_TRIGGER, UPDATE_PHI, UPDATE_HELD = 0, 1, 2, 3
+STATUS_OK, STATUS_DIVERGED, STATUS_QUIET, STATUS_BUFFER_FULL = 0, 1, 2, 3
+
+
+class NetArrays(NamedTuple):
+    """The netlist's arrays (see :class:`neurosim.compile.Netlist`)."""
+
+    v_role: np.ndarray
+    v_out_act: np.ndarray
+    v_err: np.ndarray
+    e_value: np.ndarray
+    e_act: np.ndarray
+    e_loss: np.ndarray
+    e_bias: np.ndarray
+    e_group_lo: np.ndarray
+    e_group_hi: np.ndarray
+    s_pre: np.ndarray
+    s_post: np.ndarray
+    s_param: np.ndarray
+    s_delay: np.ndarray
+    in_ptr: np.ndarray
+    out_ptr: np.ndarray
+    out_syn: np.ndarray
+    own_delay: np.ndarray
+
+
+class StateArrays(NamedTuple):
+    """Every actor's own state, the message lines and the wake rings.
+
+    Own state (rows are neurons, columns are the samples of the mini-batch, "lanes"):
+    value neurons ``v`` (belief), ``vhat`` (belief at the end of the prediction
+    phase); error neurons ``a`` (weighted input), ``mu`` (prediction), ``eps``
+    (error), ``g`` (error scaled by the local derivative, sent to the parents),
+    ``last_change`` (tick of the last change of ``eps``, for phi).
+
+    Message lines, ``[slot, neuron, lane]`` with ``slot = tick % D``: what a neuron
+    emitted, as of that tick. ``v_line`` (value neuron -> own error neuron: ``v``),
+    ``x_line`` (value neuron -> synapses to its children: ``v`` or ``act(v)``),
+    ``mu_line`` and ``e_line`` (error neuron -> own value neuron: ``mu``, ``eps``),
+    ``g_line`` (error neuron -> synapses to its parents: ``g``). Wake rings
+    ``err_wake``/``val_wake`` ``[slot, neuron]``: 1 when a message arrives then.
+
+    Plasticity: ``theta`` (parameters), ``dtheta`` (changes computed this tick, applied
+    at its end), ``applied`` (sum of applied changes), ``touched`` (error neurons whose
+    synapses changed this tick).
+    """
+
+    v: np.ndarray
+    vhat: np.ndarray
+    a: np.ndarray
+    mu: np.ndarray
+    eps: np.ndarray
+    g: np.ndarray
+    last_change: np.ndarray
+    v_line: np.ndarray
+    x_line: np.ndarray
+    mu_line: np.ndarray
+    e_line: np.ndarray
+    g_line: np.ndarray
+    err_wake: np.ndarray
+    val_wake: np.ndarray
+    theta: np.ndarray
+    dtheta: np.ndarray
+    applied: np.ndarray
+    touched: np.ndarray
+
+
+class Policy(NamedTuple):
+    """The rule and the schedule of one chunk of ticks (all plain values).
+
+    ``mode`` (predict or learn), ``fixed`` (fixed predictions), ``gamma`` (inference
+    step), ``alpha`` (learning rate), ``update_kind`` and its arguments ``trigger``
+    (per error neuron, learning step of its update), ``t_d`` (phi's window),
+    ``held_step`` (learning step of the held-error update), then the schedule:
+    ``tick0`` (first tick of the chunk), ``learn_tick0`` (tick of learning step 0),
+    ``n_ticks``, ``last_error_only`` (the final tick runs only the error stage),
+    ``force_tick`` (tick at which every error neuron emits: stimulus onset),
+    ``stop_when_quiet``, ``all_active`` (compute every neuron every tick: a check of
+    event-driven skipping), ``reverse`` (visit neurons in reverse order: a check of
+    synchrony), ``max_energy_ratio``.
+    """
+
+    mode: int
+    fixed: bool
+    gamma: float
+    alpha: float
+    update_kind: int
+    trigger: np.ndarray
+    t_d: int
+    held_step: int
+    tick0: int
+    learn_tick0: int
+    n_ticks: int
+    last_error_only: bool
+    force_tick: int
+    stop_when_quiet: bool
+    all_active: bool
+    reverse: bool
+    max_energy_ratio: float
+
+
+class Recorders(NamedTuple):
+    """Preallocated buffers the kernel writes into: energy per tick, phi firings
+    ``(step, error neuron, lane)``, the errors at each neuron's trigger, the reference
+    energy ``E(0)`` and the number of firings so far."""
+
+    energy: np.ndarray
+    firings: np.ndarray
+    n_firings: np.ndarray
+    eps_at_trigger: np.ndarray
+    energy0: np.ndarray

@@ -1,0 +1,386 @@
+"""The event loop: synchronous ticks over the neuron-level netlist (numba-compiled).
+
+Tick semantics (synchronous mode)
+=================================
+
+Time advances in integer ticks. Every neuron is an actor that holds only its own
+state (:class:`~neurosim.engine.kernels.StateArrays`) and receives messages in an
+inbox; a message is a value a neuron *emitted* on one of its lines, read by the
+receiver ``d`` ticks later, where ``d >= 1`` is the delay of the link it travels.
+
+S1. **Two stages per tick.** Tick ``T`` runs an *error stage* (every error neuron
+    that woke computes) and then a *value stage* (every value neuron that woke
+    computes). With every delay equal to 1, one tick is exactly one synchronous
+    inference step of the papers: state ``t`` goes in, state ``t + 1`` comes out.
+S2. **What a neuron reads.** A neuron reads only its own state and its inbox: error
+    neuron ``i`` reads ``theta`` of its own synapses, the signal ``x`` each of its
+    synapses ``s`` received (emitted by ``s_pre[s]`` at tick ``T - d_s``) and its own
+    value neuron's belief (emitted at ``T - d_own``); value neuron ``j`` reads its own
+    belief, its error neuron's ``mu``/``eps`` and the ``g`` arriving over each of its
+    outgoing synapses, weighted by that synapse. A delay ``d`` means the receiver
+    sees the message at its ``d``-th update after the emission: value-to-error
+    messages emitted in tick ``T`` are read in the error stage of ``T + d``,
+    error-to-value messages emitted in tick ``T`` in the value stage of ``T + d - 1``.
+S3. **Phase A, then phase B.** Within a stage every neuron computes from what it
+    read (phase A); then changes commit and messages are emitted (phase B). No neuron
+    reads, in a stage, anything written in that stage, so the order in which neurons
+    are visited cannot change the result (``Policy.reverse`` checks this).
+S4. **Who computes.** A neuron computes in a stage when a message arrived for it
+    then, when the rule's schedule names it (Z-IL's trigger, the end of IL's or Strict
+    PC's relaxation), or, for a value neuron, when its last update moved it (it is
+    not at rest). Every other neuron keeps its state: by construction recomputing it
+    would give the same bits (``Policy.all_active`` checks this).
+S5. **Silence.** A neuron whose output did not change (in any lane of the
+    mini-batch) emits nothing.
+S6. **Plasticity.** Weight changes are computed in the error stage from the same
+    state ``t`` as the inference change, accumulated in ``dtheta``, and applied at
+    the *end* of the tick: inference in tick ``T`` uses the weights from before the
+    tick's updates. A synapse's change reads only what arrived at it: the signal
+    ``x`` it received and its error neuron's ``g``. A changed synapse wakes both of
+    its ends for the next tick.
+S7. **Phases of a presentation.** *Prediction*: the inputs are clamped, the stimulus
+    onset makes every error neuron emit once, and each value neuron adopts the
+    prediction ``mu`` its error neuron sends; the phase ends when no message is in
+    flight (quiescence), at the feedforward equilibrium where every error is exactly
+    0. *Learning*: the target is clamped on the output value neurons and learning
+    step ``t`` is tick ``learn_tick0 + t``; value neurons follow
+    ``v += gamma * (-eps + act'(.) * sum_s w_s g_s)``.
+S8. **Divergence.** After each learning error stage the energy
+    ``E = 1/2 sum eps^2`` (an observer's quantity, not a neuron's) is checked: a
+    non-finite value or ``E > max_energy_ratio * E(0)`` stops the run and reports the
+    tick; nothing is applied.
+
+Softmax cross-entropy outputs are the one lateral exchange: the error neurons of a
+``ce`` output form a group that computes ``softmax(mu)`` together in the same stage.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from neurosim.activations import act_scalar, dact_scalar
+from neurosim.compile.netlist import LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
+from neurosim.engine.kernels import (
+    MODE_LEARN,
+    MODE_PREDICT,
+    STATUS_BUFFER_FULL,
+    STATUS_DIVERGED,
+    STATUS_OK,
+    STATUS_QUIET,
+    UPDATE_AT_TRIGGER,
+    UPDATE_HELD,
+    UPDATE_PHI,
+    NetArrays,
+    Policy,
+    Recorders,
+    StateArrays,
+)
+
+
+@numba.njit(cache=True)
+def _error_unit(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, lo: int, hi: int, T: int) -> int:
+    """Error stage of one unit: error neurons ``lo..hi-1`` (one neuron, or a ce group).
+
+    Reads: own ``theta`` row, synapse signals ``x_line[T - d_s, s_pre]``, own belief
+    ``v_line[T - d_own, e_value]``, own state. Writes: own state, ``mu_line``/``e_line``/
+    ``g_line`` at slot ``T``, wake flags of receivers, ``dtheta`` of own synapses.
+    Returns STATUS_BUFFER_FULL if the firing buffer overflowed, else STATUS_OK.
+    """
+    D = st.err_wake.shape[0]
+    B = st.eps.shape[1]
+    slot = T % D
+    t = T - pol.learn_tick0
+    learning = pol.mode == MODE_LEARN
+    # Phase A, part 1: weighted input and prediction of every neuron of the unit.
+    for i in range(lo, hi):
+        if learning and pol.fixed:
+            continue  # fixed prediction: a and mu stay at the forward pass
+        b_idx = net.e_bias[i]
+        for b in range(B):
+            st.a[i, b] = st.theta[b_idx] if b_idx >= 0 else 0.0
+        for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+            w = st.theta[net.s_param[s]]
+            src = st.x_line[(T - net.s_delay[s]) % D, net.s_pre[s]]
+            for b in range(B):
+                st.a[i, b] += w * src[b]
+        for b in range(B):
+            st.mu[i, b] = act_scalar(net.e_act[i], st.a[i, b])
+    status = STATUS_OK
+    gate = np.empty(st.eps.shape[1], dtype=st.g.dtype)
+    # Phase A, part 2: errors; phase B: commit, emit, plasticity.
+    for i in range(lo, hi):
+        own = net.e_value[i]
+        vin = st.v_line[(T - net.own_delay[i]) % D, own]
+        eps_changed = False
+        g_changed = False
+        gate_any = False
+        scheduled = pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[i] == t and learning
+        for b in range(B):
+            if learning and net.e_loss[i] == LOSS_CE:
+                m = st.mu[lo, b]
+                for k in range(lo + 1, hi):
+                    m = max(m, st.mu[k, b])
+                z = 0.0
+                for k in range(lo, hi):
+                    z += np.exp(st.mu[k, b] - m)
+                new_eps = vin[b] - np.exp(st.mu[i, b] - m) / z
+            else:
+                new_eps = vin[b] - st.mu[i, b]
+            new_g = dact_scalar(net.e_act[i], st.a[i, b]) * new_eps
+            phi = False
+            if new_eps != st.eps[i, b]:
+                eps_changed = True
+                if learning:
+                    phi = st.last_change[i, b] <= t - pol.t_d
+                    st.last_change[i, b] = t
+            if new_g != st.g[i, b]:
+                g_changed = True
+            st.eps[i, b] = new_eps
+            st.g[i, b] = new_g
+            gate[b] = new_g if scheduled else 0.0
+            if pol.update_kind == UPDATE_PHI and phi and learning:
+                gate[b] = new_g
+                gate_any = True
+                n = rec.n_firings[0]
+                if n < rec.firings.shape[0]:
+                    rec.firings[n, 0] = t
+                    rec.firings[n, 1] = i
+                    rec.firings[n, 2] = b
+                    rec.n_firings[0] = n + 1
+                else:
+                    status = STATUS_BUFFER_FULL
+        mu_changed = False
+        for b in range(B):
+            if st.mu_line[slot, i, b] != st.mu[i, b]:
+                mu_changed = True
+        forced = T == pol.force_tick
+        if eps_changed or mu_changed or forced:
+            for b in range(B):
+                st.e_line[slot, i, b] = st.eps[i, b]
+                st.mu_line[slot, i, b] = st.mu[i, b]
+            st.val_wake[(T + net.own_delay[i] - 1) % D, own] = 1
+        if g_changed or forced:
+            for b in range(B):
+                st.g_line[slot, i, b] = st.g[i, b]
+            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+                st.val_wake[(T + net.s_delay[s] - 1) % D, net.s_pre[s]] = 1
+        if scheduled:
+            for b in range(B):
+                rec.eps_at_trigger[i, b] = st.eps[i, b]
+        if scheduled or gate_any:
+            _accumulate(net, st, pol, i, T, gate)
+    return status
+
+
+@numba.njit(cache=True)
+def _accumulate(net: NetArrays, st: StateArrays, pol: Policy, i: int, T: int, gated_g: np.ndarray) -> None:
+    """Plasticity of the synapses into error neuron ``i``: ``dtheta_s += alpha * sum_b gated_g_b x_sb``.
+
+    ``gated_g`` is the neuron's ``g`` in the lanes where the rule lets it learn this
+    tick (all lanes for a scheduled update, the lanes where phi fired for Fa-Z-IL) and
+    0 elsewhere; ``x_sb`` is the signal synapse ``s`` received. Bias: ``alpha * sum_b gated_g_b``.
+    """
+    D = st.err_wake.shape[0]
+    B = st.eps.shape[1]
+    for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+        src = st.x_line[(T - net.s_delay[s]) % D, net.s_pre[s]]
+        acc = 0.0
+        for b in range(B):
+            acc += gated_g[b] * src[b]
+        st.dtheta[net.s_param[s]] += pol.alpha * acc
+    if net.e_bias[i] >= 0:
+        acc = 0.0
+        for b in range(B):
+            acc += gated_g[b]
+        st.dtheta[net.e_bias[i]] += pol.alpha * acc
+    st.touched[i] = 1
+
+
+@numba.njit(cache=True)
+def _value_neuron(net: NetArrays, st: StateArrays, pol: Policy, j: int, T: int) -> None:
+    """Value stage of value neuron ``j``.
+
+    Reads: own belief ``v``/``vhat``, its error neuron's ``mu``/``eps`` (emitted at
+    ``T - d_own + 1``), the ``g`` arriving over each outgoing synapse (emitted at
+    ``T - d_s + 1``) times that synapse's weight. Writes: own belief, ``v_line``/
+    ``x_line`` at slot ``T``, wake flags of receivers.
+    """
+    D = st.err_wake.shape[0]
+    B = st.v.shape[1]
+    slot = T % D
+    role = net.v_role[j]
+    learning = pol.mode == MODE_LEARN
+    if role == ROLE_INPUT or (role == ROLE_OUTPUT and learning):
+        return  # clamped
+    k = net.v_err[j]
+    rslot = (T - net.own_delay[k] + 1) % D
+    new_v = np.empty(B, dtype=st.v.dtype)
+    if not learning:
+        for b in range(B):
+            new_v[b] = st.mu_line[rslot, k, b]
+    else:
+        for b in range(B):
+            new_v[b] = 0.0  # feedback accumulator
+        for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
+            s = net.out_syn[q]
+            w = st.theta[net.s_param[s]]
+            gin = st.g_line[(T - net.s_delay[s] + 1) % D, net.s_post[s]]
+            for b in range(B):
+                new_v[b] += w * gin[b]
+        for b in range(B):
+            at = st.vhat[j, b] if pol.fixed else st.v[j, b]
+            fb = dact_scalar(net.v_out_act[j], at) * new_v[b]
+            new_v[b] = st.v[j, b] + pol.gamma * (-st.e_line[rslot, k, b] + fb)
+    changed = False
+    for b in range(B):
+        if new_v[b] != st.v[j, b]:
+            changed = True
+    if not changed:
+        return
+    send_forward = not (learning and pol.fixed)
+    for b in range(B):
+        st.v[j, b] = new_v[b]
+        st.v_line[slot, j, b] = new_v[b]
+        if send_forward:
+            st.x_line[slot, j, b] = act_scalar(net.v_out_act[j], new_v[b])
+    st.err_wake[(T + net.own_delay[k]) % D, k] = 1
+    if send_forward:
+        for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
+            s = net.out_syn[q]
+            st.err_wake[(T + net.s_delay[s]) % D, net.s_post[s]] = 1
+    if learning:
+        st.val_wake[(T + 1) % D, j] = 1  # not at rest: keeps integrating
+
+
+@numba.njit(cache=True)
+def _held_update(net: NetArrays, st: StateArrays, pol: Policy, T: int) -> None:
+    """End of relaxation (Strict PC, FixedPred): every error neuron's synapses change
+    from its held ``g`` (state ``n-1``) and the signals they receive now (state ``n``)."""
+    for i in range(st.eps.shape[0]):
+        _accumulate(net, st, pol, i, T, st.g[i])
+
+
+@numba.njit(cache=True)
+def _commit(net: NetArrays, st: StateArrays, T: int) -> None:
+    """End of tick: apply ``dtheta`` and wake both ends of every changed synapse."""
+    D = st.err_wake.shape[0]
+    nxt = (T + 1) % D
+    for p in range(st.theta.shape[0]):
+        if st.dtheta[p] != 0.0:
+            st.theta[p] += st.dtheta[p]
+            st.applied[p] += st.dtheta[p]
+            st.dtheta[p] = 0.0
+    for i in range(st.touched.shape[0]):
+        if st.touched[i]:
+            st.touched[i] = 0
+            st.err_wake[nxt, i] = 1
+            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+                st.val_wake[nxt, net.s_pre[s]] = 1
+
+
+@numba.njit(cache=True)
+def _energy(st: StateArrays) -> float:
+    e = 0.0
+    for i in range(st.eps.shape[0]):
+        for b in range(st.eps.shape[1]):
+            e += 0.5 * st.eps[i, b] * st.eps[i, b]
+    return e
+
+
+@numba.njit(cache=True)
+def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> tuple[int, int]:
+    """Run ``pol.n_ticks`` ticks from ``pol.tick0``; return ``(status, ticks_done)``.
+
+    ``status`` is STATUS_OK, STATUS_QUIET (prediction phase reached quiescence),
+    STATUS_DIVERGED (the last tick done diverged) or STATUS_BUFFER_FULL.
+    """
+    D = st.err_wake.shape[0]
+    n_err = st.eps.shape[0]
+    n_val = st.v.shape[0]
+    learning = pol.mode == MODE_LEARN
+    status = STATUS_OK
+    for step in range(pol.n_ticks):
+        T = pol.tick0 + step
+        t = T - pol.learn_tick0
+        slot = T % D
+        prev = (T - 1) % D
+        st.e_line[slot] = st.e_line[prev]
+        st.mu_line[slot] = st.mu_line[prev]
+        st.g_line[slot] = st.g_line[prev]
+        # ---- error stage ----
+        if learning and pol.update_kind == UPDATE_HELD and t == pol.held_step:
+            _held_update(net, st, pol, T)
+            for i in range(n_err):
+                st.err_wake[slot, i] = 0
+            for p in range(st.dtheta.shape[0]):
+                if not np.isfinite(st.dtheta[p]):
+                    return STATUS_DIVERGED, step + 1
+            rec.energy[step] = np.nan
+        else:
+            for ii in range(n_err):
+                i = n_err - 1 - ii if pol.reverse else ii
+                lo = net.e_group_lo[i]
+                if i != lo:
+                    continue  # group members are handled by the group's first neuron
+                hi = net.e_group_hi[i]
+                wake = pol.all_active or T == pol.force_tick
+                for k in range(lo, hi):
+                    if st.err_wake[slot, k]:
+                        wake = True
+                    st.err_wake[slot, k] = 0
+                    if learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[k] == t:
+                        wake = True
+                if wake:
+                    if _error_unit(net, st, pol, rec, lo, hi, T) == STATUS_BUFFER_FULL:
+                        status = STATUS_BUFFER_FULL
+            if learning:
+                e = _energy(st)
+                if t == 0:
+                    rec.energy0[0] = e
+                rec.energy[step] = e
+                if not np.isfinite(e) or (rec.energy0[0] > 0 and e > pol.max_energy_ratio * rec.energy0[0]):
+                    return STATUS_DIVERGED, step + 1
+        # ---- value stage ----
+        if not (pol.last_error_only and step == pol.n_ticks - 1):
+            st.v_line[slot] = st.v_line[prev]
+            st.x_line[slot] = st.x_line[prev]
+            for jj in range(n_val):
+                j = n_val - 1 - jj if pol.reverse else jj
+                if st.val_wake[slot, j] or pol.all_active:
+                    st.val_wake[slot, j] = 0
+                    _value_neuron(net, st, pol, j, T)
+        else:
+            for j in range(n_val):
+                st.val_wake[slot, j] = 0
+        _commit(net, st, T)
+        if pol.stop_when_quiet:
+            quiet = True
+            for d in range(D):
+                for i in range(n_err):
+                    if st.err_wake[d, i]:
+                        quiet = False
+                for j in range(n_val):
+                    if st.val_wake[d, j]:
+                        quiet = False
+            if quiet:
+                return STATUS_QUIET, step + 1
+    return status, pol.n_ticks
+
+
+@numba.njit(cache=True)
+def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: np.ndarray) -> None:
+    """Clamp value neurons (inputs or targets) to ``values`` ``[len(neurons), lanes]``.
+
+    The clamped value is written into every slot of the neuron's lines, as if it had
+    been held for as long as the longest delay: this is the stimulus (or teacher)
+    that the environment presents, not a neuron's own computation.
+    """
+    D = st.err_wake.shape[0]
+    for q in range(neurons.shape[0]):
+        j = neurons[q]
+        for b in range(values.shape[1]):
+            st.v[j, b] = values[q, b]
+            for d in range(D):
+                st.v_line[d, j, b] = values[q, b]
+                st.x_line[d, j, b] = act_scalar(net.v_out_act[j], values[q, b])

@@ -1,0 +1,383 @@
+"""The user's handle on the event loop: present samples, run a rule, read the results.
+
+>>> import numpy as np
+>>> from neurosim.graph import mlp
+>>> from neurosim.rules import ZIL
+>>> from neurosim.engine import Simulator
+>>> sim = Simulator(mlp([3, 4, 2]), seed=0)
+>>> result = sim.learn(np.ones((1, 3)), np.array([[1.0, 0.0]]), ZIL(alpha=0.1))
+>>> sorted(result.updates)
+['layer1.bias', 'layer1.weight', 'layer2.bias', 'layer2.weight']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from neurosim.compile.compiler import Delays, compile_graph
+from neurosim.compile.netlist import ROLE_INPUT
+from neurosim.engine.kernels import (
+    MODE_LEARN,
+    MODE_PREDICT,
+    STATUS_BUFFER_FULL,
+    STATUS_DIVERGED,
+    STATUS_QUIET,
+    UPDATE_AT_TRIGGER,
+    UPDATE_HELD,
+    UPDATE_NONE,
+    UPDATE_PHI,
+    Policy,
+    Recorders,
+)
+from neurosim.engine.loop import clamp_values, run_ticks
+from neurosim.engine.state import allocate_state, net_arrays
+from neurosim.errors import ConfigError, DataError
+from neurosim.graph.spec import output_vertices, trigger_steps
+from neurosim.params import Params, check_params, init_params
+from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
+
+_NEVER = -(2**40)  # last_change before learning: the prediction phase, errors constant
+
+
+def exact_steps(graph: nx.DiGraph) -> int:
+    """``n_exact = 1 +`` the longest path (in edges) from a parametrized vertex to an output.
+
+    Rosenbaum (2022, Theorem 1): FixedPred with ``eta = 1`` and ``n >= n_exact``
+    iterations gives the exact gradient; ``n_exact = L`` for a chain of ``L`` layers.
+    """
+    longest: dict[str, int] = {}
+    for v in reversed(list(nx.topological_sort(graph))):
+        outs = [longest[c] + 1 for c in graph.successors(v) if longest[c] >= 0]
+        own = 0 if graph.nodes[v].get("loss") is not None else -1
+        longest[v] = max([own, *outs])
+    return 1 + max(longest[v] for v in graph if graph.nodes[v]["op"] != "input")
+
+
+@dataclass
+class LearnResult:
+    """What one presentation of a mini-batch did.
+
+    ``updates`` maps each parameter to the change applied (zeros if the run diverged);
+    ``energy[t]`` is ``1/2 sum eps^2`` at learning step ``t`` (NaN at a held-error
+    update step, where no error is recomputed); ``firings`` lists phi's firings as
+    rows ``(step, vertex, position, lane)`` with the vertex's name, and
+    ``late_firings`` the ones at a step other than the vertex's Z-IL trigger;
+    ``eps_at_trigger`` gives each vertex's errors at its scheduled update (Z-IL, IL).
+    """
+
+    updates: Params
+    diverged: bool
+    diverged_at: int | None
+    steps: int
+    energy: np.ndarray
+    firings: list[tuple[int, str, int, int]] = field(default_factory=list)
+    late_firings: list[tuple[int, str, int, int]] = field(default_factory=list)
+    eps_at_trigger: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Simulator:
+    """A compiled predictive coding network running on the event loop.
+
+    Parameters
+    ----------
+    graph
+        The model (see :mod:`neurosim.graph`).
+    params
+        Initial parameters in PyTorch layout; drawn by
+        :func:`neurosim.params.init_params` with ``seed`` when omitted.
+    seed
+        Seed of the initial parameters.
+    dtype
+        ``numpy.float64`` (default) or ``numpy.float32``.
+    delays, own_delay
+        Synaptic delays in ticks (see :func:`neurosim.compile.compile_graph`).
+    """
+
+    def __init__(
+        self,
+        graph: nx.DiGraph,
+        params: Mapping[str, np.ndarray] | None = None,
+        *,
+        seed: int = 0,
+        dtype: type = np.float64,
+        delays: Delays = 1,
+        own_delay: int = 1,
+    ) -> None:
+        if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ConfigError(f"dtype must be float64 or float32, got {np.dtype(dtype)}")
+        self.graph = graph
+        self.dtype = np.dtype(dtype).type
+        self.netlist = compile_graph(graph, delays=delays, own_delay=own_delay)
+        self.net = net_arrays(self.netlist)
+        p = init_params(graph, seed, self.dtype) if params is None else check_params(graph, params, self.dtype)
+        self.theta = self.netlist.pack_params(p, self.dtype)
+        self.state = allocate_state(self.netlist, 1, self.theta)
+        self.tick = 0
+        self.inputs = [v for v in self.netlist.vertices if graph.nodes[v]["op"] == "input"]
+        self.outputs = output_vertices(graph)
+
+    # ---- parameters -------------------------------------------------------------
+    @property
+    def params(self) -> Params:
+        """The current parameters (copies), PyTorch layout."""
+        return self.netlist.unpack_params(self.theta)
+
+    def set_params(self, params: Mapping[str, np.ndarray]) -> None:
+        """Replace every parameter (validated; see :func:`neurosim.params.check_params`)."""
+        self.theta[:] = self.netlist.pack_params(check_params(self.graph, params, self.dtype), self.dtype)
+
+    # ---- presentations ----------------------------------------------------------
+    def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        """Run the prediction phase on ``x`` and return the output beliefs ``(B, size)``
+        (a dict by output vertex when the graph has several outputs)."""
+        self._prediction_phase(self._batch(x, self.inputs, "input"))
+        outs = {o: self._vertex_values(o) for o in self.outputs}
+        return outs[self.outputs[0]] if len(outs) == 1 else outs
+
+    def learn(
+        self,
+        x: np.ndarray | Mapping[str, np.ndarray],
+        y: np.ndarray | Mapping[str, np.ndarray],
+        rule: Rule,
+        *,
+        chunk_ticks: int | None = None,
+        all_active: bool = False,
+        reverse: bool = False,
+    ) -> LearnResult:
+        """Present a mini-batch: prediction phase on ``x``, then learning with target ``y``.
+
+        The rule's update is applied to the parameters unless the run diverged.
+        ``chunk_ticks`` splits the learning phase into kernel calls of that many ticks
+        (the result does not depend on it); ``all_active`` and ``reverse`` are checks
+        of the tick semantics (clauses S4 and S3 of :mod:`neurosim.engine.loop`).
+        """
+        presentation = self.present(x, y, rule, all_active=all_active, reverse=reverse)
+        return presentation.finish(chunk_ticks)
+
+    def present(
+        self,
+        x: np.ndarray | Mapping[str, np.ndarray],
+        y: np.ndarray | Mapping[str, np.ndarray],
+        rule: Rule,
+        *,
+        all_active: bool = False,
+        reverse: bool = False,
+    ) -> Presentation:
+        """Start a presentation (prediction phase done, target clamped) to advance by hand."""
+        return Presentation(self, x, y, rule, all_active=all_active, reverse=reverse)
+
+    # ---- internals ------------------------------------------------------------------
+    def _batch(self, data: np.ndarray | Mapping[str, np.ndarray], vertices: list[str], what: str) -> dict[str, np.ndarray]:
+        """Validated ``(B, size)`` arrays for ``vertices`` from an array or a dict."""
+        if not isinstance(data, Mapping):
+            if len(vertices) != 1:
+                raise DataError(f"this graph has {what} vertices {vertices}; pass a dict {{vertex: array}}")
+            data = {vertices[0]: data}
+        missing = [v for v in vertices if v not in data]
+        if missing:
+            raise DataError(f"no {what} data for vertex {missing[0]!r}; pass an array for each of {vertices}")
+        extra = sorted(set(data) - set(vertices))
+        if extra:
+            raise DataError(f"{what} data given for {extra}, which are not {what} vertices {vertices}")
+        out, lanes = {}, None
+        for v in vertices:
+            arr = np.asarray(data[v], dtype=self.dtype)
+            size = self.graph.nodes[v]["size"]
+            if arr.ndim == 1:
+                arr = arr[None, :]
+            if arr.ndim != 2 or arr.shape[1] != size:
+                raise DataError(
+                    f"{what} data for vertex {v!r} has shape {np.shape(data[v])}; expected (batch, {size})"
+                )
+            if not np.all(np.isfinite(arr)):
+                raise DataError(f"{what} data for vertex {v!r} contains NaN or infinite values")
+            if lanes is not None and arr.shape[0] != lanes:
+                raise DataError(f"{what} data for vertex {v!r} has batch {arr.shape[0]}, others have {lanes}")
+            lanes = arr.shape[0]
+            out[v] = arr
+        return out
+
+    def _vertex_values(self, vertex: str) -> np.ndarray:
+        k = self.netlist.vertices.index(vertex)
+        lo = int(self.netlist.vertex_lo_v[k])
+        return self.state.v[lo : lo + self.graph.nodes[vertex]["size"]].T.copy()
+
+    def _vertex_neurons(self, vertex: str) -> np.ndarray:
+        k = self.netlist.vertices.index(vertex)
+        lo = int(self.netlist.vertex_lo_v[k])
+        return np.arange(lo, lo + self.graph.nodes[vertex]["size"], dtype=np.int64)
+
+    def _clamp(self, batch: dict[str, np.ndarray]) -> None:
+        lanes = next(iter(batch.values())).shape[0]
+        if self.state.v.shape[1] != lanes:
+            self.state = allocate_state(self.netlist, lanes, self.theta)
+        for v, arr in batch.items():
+            clamp_values(self.net, self.state, self._vertex_neurons(v), np.ascontiguousarray(arr.T))
+
+    def _prediction_phase(self, inputs: dict[str, np.ndarray]) -> None:
+        """Clamp the inputs and relax until quiescent (clause S7): the forward pass."""
+        self._clamp(inputs)
+        limit = (len(self.netlist.vertices) + 2) * (self.netlist.max_delay + 1) + 2
+        pol = self._policy(MODE_PREDICT, n_ticks=limit, force_tick=self.tick, stop_when_quiet=True)
+        status, done = run_ticks(self.net, self.state, pol, _recorders(self.state, 0, limit))
+        self.tick += done
+        if status != STATUS_QUIET:  # pragma: no cover - a DAG always settles
+            raise RuntimeError(f"the prediction phase did not settle within {limit} ticks")
+
+    def _policy(self, mode: int, **kw: object) -> Policy:
+        base = dict(
+            mode=mode, fixed=False, gamma=1.0, alpha=0.0, update_kind=UPDATE_NONE,
+            trigger=np.full(self.netlist.n_error, -1, np.int64), t_d=1, held_step=-1,
+            tick0=self.tick, learn_tick0=self.tick, n_ticks=0, last_error_only=False,
+            force_tick=-1, stop_when_quiet=False, all_active=False, reverse=False,
+            max_energy_ratio=np.inf,
+        )
+        base.update(kw)
+        return Policy(**base)
+
+
+def _recorders(state: object, n_firings: int, n_ticks: int) -> Recorders:
+    n_e, lanes = state.eps.shape
+    return Recorders(
+        energy=np.full(n_ticks, np.nan), firings=np.zeros((n_firings, 3), np.int64),
+        n_firings=np.zeros(1, np.int64), eps_at_trigger=np.full((n_e, lanes), np.nan, state.eps.dtype),
+        energy0=np.zeros(1),
+    )
+
+
+class Presentation:
+    """One mini-batch on the event loop, from its target onwards, advanced tick by tick.
+
+    Created by :meth:`Simulator.present`: the prediction phase has run and the target is
+    clamped. :meth:`advance` runs some learning ticks; :meth:`finish` runs the rest and
+    returns the :class:`LearnResult` (restoring the parameters if the run diverged).
+    """
+
+    def __init__(
+        self, sim: Simulator, x: object, y: object, rule: Rule, *, all_active: bool, reverse: bool
+    ) -> None:
+        if not isinstance(rule, Rule):
+            raise ConfigError(f"rule must be a neurosim.rules.Rule, got {type(rule).__name__}")
+        if isinstance(rule, BP):
+            raise ConfigError("BP is the reference, not an event-loop rule; use neurosim.reference.backprop.sgd_step")
+        self.sim = sim
+        inputs = sim._batch(x, sim.inputs, "input")
+        targets = sim._batch(y, sim.outputs, "target")
+        if next(iter(targets.values())).shape[0] != next(iter(inputs.values())).shape[0]:
+            raise DataError("inputs and targets have different batch sizes")
+        self.rule = rule
+        self.kind, n_ticks, kw = self._rule_policy(rule)
+        sim._prediction_phase(inputs)
+        st = sim.state
+        st.vhat[:] = st.v
+        st.last_change[:] = _NEVER
+        self.theta0 = sim.theta.copy()
+        st.applied[:] = 0.0
+        sim._clamp(targets)
+        learn0 = sim.tick
+        for o in sim.outputs:
+            k = sim.netlist.vertices.index(o)
+            lo = int(sim.netlist.vertex_lo_e[k])
+            st.err_wake[learn0 % st.err_wake.shape[0], lo : lo + sim.graph.nodes[o]["size"]] = 1
+        self.total = n_ticks
+        self.done = 0
+        self.learn0 = learn0
+        self.options = dict(kw, all_active=all_active, reverse=reverse, learn_tick0=learn0)
+        self.energy: list[np.ndarray] = []
+        self.firings: list[np.ndarray] = []
+        self.eps_at_trigger = np.full(st.eps.shape, np.nan, st.eps.dtype)
+        self.energy0 = np.zeros(1)
+        self.diverged_at: int | None = None
+
+    def _rule_policy(self, rule: Rule) -> tuple[int, int, dict]:
+        sim = self.sim
+        n_e = sim.netlist.n_error
+        kw: dict = dict(mode=MODE_LEARN, alpha=rule.alpha, max_energy_ratio=rule.max_energy_ratio,
+                        last_error_only=True)
+        if isinstance(rule, IL):
+            kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=np.full(n_e, rule.t_c, np.int64))
+            return UPDATE_AT_TRIGGER, rule.t_c + 1, kw
+        if isinstance(rule, ZIL):
+            trigger_steps(sim.graph)  # raises a GraphError where Z-IL is not defined
+            trig = sim.netlist.e_trigger.astype(np.int64)
+            kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=trig)
+            return UPDATE_AT_TRIGGER, int(trig.max()) + 1, kw
+        if isinstance(rule, FaZIL):
+            ticks = rule.ticks if rule.ticks is not None else exact_steps(sim.graph)
+            kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d)
+            return UPDATE_PHI, ticks, kw
+        if isinstance(rule, StrictPC):
+            kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=rule.n)
+            return UPDATE_HELD, rule.n + 1, kw
+        if isinstance(rule, FixedPred):
+            n = rule.n if rule.n is not None else exact_steps(sim.graph)
+            kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=n, fixed=True)
+            return UPDATE_HELD, n + 1, kw
+        raise ConfigError(f"the event loop has no policy for rule {type(rule).__name__}")
+
+    @property
+    def finished(self) -> bool:
+        """Whether every learning tick has run (or the run diverged)."""
+        return self.done >= self.total or self.diverged_at is not None
+
+    def advance(self, n_ticks: int) -> None:
+        """Run up to ``n_ticks`` more learning ticks."""
+        sim, st = self.sim, self.sim.state
+        n = min(n_ticks, self.total - self.done)
+        if n <= 0 or self.diverged_at is not None:
+            return
+        opts = dict(self.options)
+        opts["last_error_only"] = self.done + n == self.total
+        pol = sim._policy(n_ticks=n, **opts)
+        rec = _recorders(st, st.eps.size * n if self.kind == UPDATE_PHI else 0, n)
+        rec.energy0[0] = self.energy0[0]
+        rec.eps_at_trigger[:] = self.eps_at_trigger
+        status, done = run_ticks(sim.net, st, pol, rec)
+        if status == STATUS_BUFFER_FULL:  # pragma: no cover - the buffer is sized for the worst case
+            raise RuntimeError("phi firing buffer overflowed")
+        self.energy0[0] = rec.energy0[0]
+        self.eps_at_trigger[:] = rec.eps_at_trigger
+        self.energy.append(rec.energy[:done])
+        self.firings.append(rec.firings[: rec.n_firings[0]])
+        sim.tick += done
+        self.done += done
+        if status == STATUS_DIVERGED:
+            self.diverged_at = self.done - 1
+
+    def finish(self, chunk_ticks: int | None = None) -> LearnResult:
+        """Run the remaining ticks (in chunks of ``chunk_ticks``) and return the result."""
+        if chunk_ticks is not None and (not isinstance(chunk_ticks, int) or chunk_ticks < 1):
+            raise ConfigError(f"chunk_ticks must be a positive int, got {chunk_ticks!r}")
+        while not self.finished:
+            self.advance(chunk_ticks or self.total)
+        sim, st = self.sim, self.sim.state
+        net = sim.netlist
+        diverged = self.diverged_at is not None
+        if diverged:
+            sim.theta[:] = self.theta0
+            st.applied[:] = 0.0
+            st.dtheta[:] = 0.0
+        firings = np.concatenate(self.firings) if self.firings else np.zeros((0, 3), np.int64)
+        rows = [(int(t), *net.where("error", int(i)), int(b)) for t, i, b in firings]
+        rows.sort()
+        late = [r for r in rows if r[0] != int(net.e_trigger[net.error_neuron(r[1], r[2])])]
+        eps_trig = {}
+        if self.kind == UPDATE_AT_TRIGGER:
+            for k, v in enumerate(net.vertices):
+                lo = int(net.vertex_lo_e[k])
+                if lo >= 0:
+                    eps_trig[v] = self.eps_at_trigger[lo : lo + sim.graph.nodes[v]["size"]].T.copy()
+        return LearnResult(
+            updates=net.unpack_params(st.applied),
+            diverged=diverged,
+            diverged_at=self.diverged_at,
+            steps=self.done,
+            energy=np.concatenate(self.energy) if self.energy else np.zeros(0),
+            firings=rows,
+            late_firings=late,
+            eps_at_trigger=eps_trig,
+        )

@@ -1,0 +1,41 @@
+"""Allocation of the event loop's state for a netlist and a mini-batch size."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurosim.compile.netlist import Netlist
+from neurosim.engine.kernels import NetArrays, StateArrays
+
+
+def net_arrays(net: Netlist) -> NetArrays:
+    """The netlist's arrays, bundled for the kernels."""
+    return NetArrays(
+        v_role=net.v_role, v_out_act=net.v_out_act, v_err=net.v_err,
+        e_value=net.e_value, e_act=net.e_act, e_loss=net.e_loss, e_bias=net.e_bias,
+        e_group_lo=net.e_group_lo, e_group_hi=net.e_group_hi,
+        s_pre=net.s_pre, s_post=net.s_post, s_param=net.s_param, s_delay=net.s_delay,
+        in_ptr=net.in_ptr, out_ptr=net.out_ptr, out_syn=net.out_syn, own_delay=net.own_delay,
+    )
+
+
+def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
+    """Fresh state for ``lanes`` samples: every neuron at 0, no message in flight.
+
+    The message lines hold ``D = max_delay + 1`` slots, enough for a receiver to read
+    the emission of ``max_delay`` ticks ago while the current tick writes its own slot.
+    """
+    dtype = theta.dtype
+    n_v, n_e, D = net.n_value, net.n_error, net.max_delay + 1
+    return StateArrays(
+        v=np.zeros((n_v, lanes), dtype), vhat=np.zeros((n_v, lanes), dtype),
+        a=np.zeros((n_e, lanes), dtype), mu=np.zeros((n_e, lanes), dtype),
+        eps=np.zeros((n_e, lanes), dtype), g=np.zeros((n_e, lanes), dtype),
+        last_change=np.zeros((n_e, lanes), np.int64),
+        v_line=np.zeros((D, n_v, lanes), dtype), x_line=np.zeros((D, n_v, lanes), dtype),
+        mu_line=np.zeros((D, n_e, lanes), dtype), e_line=np.zeros((D, n_e, lanes), dtype),
+        g_line=np.zeros((D, n_e, lanes), dtype),
+        err_wake=np.zeros((D, n_e), np.uint8), val_wake=np.zeros((D, n_v), np.uint8),
+        theta=theta, dtheta=np.zeros_like(theta), applied=np.zeros_like(theta),
+        touched=np.zeros(n_e, np.uint8),
+    )
