@@ -63,3 +63,47 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
             raise ParameterError(f"parameter {name!r} contains NaN or infinite values")
         out[name] = arr.copy()
     return out
+
+
+def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: type = np.float64) -> Params:
+    """Parameters from the ``state_dict`` of a PyTorch ``nn.Sequential`` of ``Linear`` layers.
+
+    The k-th ``Linear`` (keys ``"<i>.weight"``/``"<i>.bias"``, in the state dict's order)
+    becomes the k-th dense vertex of ``graph`` in topological order. Layouts are the same
+    (``(out, in)`` and ``(out,)``), so values are copied as they are. Tensors are
+    converted with ``numpy.asarray`` (call ``.detach().cpu()`` on GPU tensors first).
+    """
+    dense = [v for v in nx.topological_sort(graph) if graph.nodes[v]["op"] == "dense"]
+    prefixes = []
+    for key in state_dict:
+        prefix, _, leaf = str(key).rpartition(".")
+        if leaf == "weight" and prefix not in prefixes:
+            prefixes.append(prefix)
+    if len(prefixes) != len(dense):
+        raise ParameterError(
+            f"the state dict has {len(prefixes)} weight matrices {prefixes} but the graph has "
+            f"{len(dense)} dense vertices {dense}"
+        )
+    params: Params = {}
+    for prefix, vertex in zip(prefixes, dense):
+        params[f"{vertex}.weight"] = np.asarray(state_dict[f"{prefix}.weight"])
+        if f"{prefix}.bias" in state_dict:
+            params[f"{vertex}.bias"] = np.asarray(state_dict[f"{prefix}.bias"])
+    return check_params(graph, params, dtype)
+
+
+def to_sequential(graph: nx.DiGraph, params: Mapping[str, np.ndarray], indices: list[int]) -> dict[str, np.ndarray]:
+    """The inverse of :func:`from_sequential`: keys ``"<indices[k]>.weight"`` for the k-th dense vertex.
+
+    ``indices`` are the positions of the ``Linear`` modules in the ``nn.Sequential``
+    (for ``Sequential(Linear, Sigmoid, Linear)`` they are ``[0, 2]``).
+    """
+    dense = [v for v in nx.topological_sort(graph) if graph.nodes[v]["op"] == "dense"]
+    if len(indices) != len(dense):
+        raise ParameterError(f"{len(indices)} module indices given for {len(dense)} dense vertices {dense}")
+    out: dict[str, np.ndarray] = {}
+    for index, vertex in zip(indices, dense):
+        for leaf in ("weight", "bias"):
+            if f"{vertex}.{leaf}" in params:
+                out[f"{index}.{leaf}"] = np.array(params[f"{vertex}.{leaf}"], copy=True)
+    return out
