@@ -27,7 +27,7 @@ def test_pytorch_sequential_round_trip():
 
 
 def test_mismatched_state_dict_is_named():
-    g = mlp([4, 3, 2])
+    g = mlp([4, 3, 2], bias=False)
     with pytest.raises(ParameterError, match="1 weight matrices"):
         from_sequential(g, {"0.weight": np.zeros((3, 4))})
     with pytest.raises(ParameterError, match="layer2.weight"):
