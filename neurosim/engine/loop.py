@@ -38,8 +38,9 @@ S6. **Plasticity.** Weight changes are computed in the error stage from the same
     tick's updates. A synapse's change reads only what arrived at it: the signal
     ``x`` it received and its error neuron's ``g``. A changed synapse wakes both of
     its ends for the next tick.
-S7. **Phases of a presentation.** *Prediction*: the inputs are clamped, the stimulus
-    onset makes every error neuron emit once, and each value neuron adopts the
+S7. **Phases of a presentation.** *Prediction*: the inputs are clamped (a changed
+    input wakes the error neurons it feeds), the stimulus onset makes every error
+    neuron emit once (recomputing only if woken), and each value neuron adopts the
     prediction ``mu`` its error neuron sends; the phase ends when no message is in
     flight (quiescence), at the feedforward equilibrium where every error is exactly
     0. *Learning*: the target is clamped on the output value neurons and learning
@@ -79,12 +80,16 @@ from neurosim.engine.kernels import (
 
 
 @numba.njit(cache=True)
-def _error_unit(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, lo: int, hi: int, T: int) -> int:
+def _error_unit(
+    net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, lo: int, hi: int, T: int, woken: bool
+) -> int:
     """Error stage of one unit: error neurons ``lo..hi-1`` (one neuron, or a ce group).
 
     Reads: own ``theta`` row, synapse signals ``x_line[T - d_s, s_pre]``, own belief
     ``v_line[T - d_own, e_value]``, own state. Writes: own state, ``mu_line``/``e_line``/
     ``g_line`` at slot ``T``, wake flags of receivers, ``dtheta`` of own synapses.
+    A unit that is not ``woken`` (only the stimulus onset makes it emit) keeps its
+    weighted input and prediction: nothing it depends on has changed (clause S4).
     Returns STATUS_BUFFER_FULL if the firing buffer overflowed, else STATUS_OK.
     """
     D = st.err_wake.shape[0]
@@ -94,7 +99,7 @@ def _error_unit(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, lo
     learning = pol.mode == MODE_LEARN
     # Phase A, part 1: weighted input and prediction of every neuron of the unit.
     for i in range(lo, hi):
-        if learning and pol.fixed:
+        if (learning and pol.fixed) or not woken:
             continue  # fixed prediction: a and mu stay at the forward pass
         b_idx = net.e_bias[i]
         for b in range(B):
@@ -324,15 +329,15 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
                 if i != lo:
                     continue  # group members are handled by the group's first neuron
                 hi = net.e_group_hi[i]
-                wake = pol.all_active or T == pol.force_tick
+                wake = pol.all_active
                 for k in range(lo, hi):
                     if st.err_wake[slot, k]:
                         wake = True
                     st.err_wake[slot, k] = 0
                     if learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[k] == t:
                         wake = True
-                if wake:
-                    if _error_unit(net, st, pol, rec, lo, hi, T) == STATUS_BUFFER_FULL:
+                if wake or T == pol.force_tick:
+                    if _error_unit(net, st, pol, rec, lo, hi, T, wake) == STATUS_BUFFER_FULL:
                         status = STATUS_BUFFER_FULL
             if learning:
                 e = _energy(st)
@@ -369,18 +374,27 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
 
 
 @numba.njit(cache=True)
-def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: np.ndarray) -> None:
+def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: np.ndarray, T: int) -> None:
     """Clamp value neurons (inputs or targets) to ``values`` ``[len(neurons), lanes]``.
 
     The clamped value is written into every slot of the neuron's lines, as if it had
     been held for as long as the longest delay: this is the stimulus (or teacher)
-    that the environment presents, not a neuron's own computation.
+    that the environment presents, not a neuron's own computation. Where it changed,
+    the neuron's error neuron and children's error neurons are woken at tick ``T``.
     """
     D = st.err_wake.shape[0]
     for q in range(neurons.shape[0]):
         j = neurons[q]
+        changed = False
         for b in range(values.shape[1]):
+            if st.v_line[T % D, j, b] != values[q, b] or st.v[j, b] != values[q, b]:
+                changed = True
             st.v[j, b] = values[q, b]
             for d in range(D):
                 st.v_line[d, j, b] = values[q, b]
                 st.x_line[d, j, b] = act_scalar(net.v_out_act[j], values[q, b])
+        if changed:
+            if net.v_err[j] >= 0:
+                st.err_wake[T % D, net.v_err[j]] = 1
+            for q2 in range(net.out_ptr[j], net.out_ptr[j + 1]):
+                st.err_wake[T % D, net.s_post[net.out_syn[q2]]] = 1

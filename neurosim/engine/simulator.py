@@ -216,7 +216,7 @@ class Simulator:
         if self.state.v.shape[1] != lanes:
             self.state = allocate_state(self.netlist, lanes, self.theta)
         for v, arr in batch.items():
-            clamp_values(self.net, self.state, self._vertex_neurons(v), np.ascontiguousarray(arr.T))
+            clamp_values(self.net, self.state, self._vertex_neurons(v), np.ascontiguousarray(arr.T), self.tick)
 
     def _prediction_phase(self, inputs: dict[str, np.ndarray]) -> None:
         """Clamp the inputs and relax until quiescent (clause S7): the forward pass."""
@@ -279,7 +279,7 @@ class Presentation:
         st.applied[:] = 0.0
         sim._clamp(targets)
         learn0 = sim.tick
-        for o in sim.outputs:
+        for o in sim.outputs:  # the teacher's arrival is an event even where y == v already
             k = sim.netlist.vertices.index(o)
             lo = int(sim.netlist.vertex_lo_e[k])
             st.err_wake[learn0 % st.err_wake.shape[0], lo : lo + sim.graph.nodes[o]["size"]] = 1
