@@ -1,0 +1,361 @@
+"""Vectorized backprop on a neurosim graph: the reference every PC rule is measured against.
+
+A graph (see :mod:`neurosim.graph.spec`) is a DAG of ``input`` and ``dense`` vertices;
+each dense vertex ``k`` has exactly one parent ``p``. Everything here walks the graph in
+topological order (forward) or its reverse (backward), so a new vertex op only needs its
+own forward and backward rule. Rows of every array are independent samples ``b = 1..B``.
+
+Forward pass, for dense ``k`` with weight ``W_k`` ``(out, in)`` and bias ``b_k``:
+
+- ``post`` (Rosenbaum 2022; Torch2PC): ``x_k = v_p``,      ``a_k = x_k W_k^T + b_k``,
+  ``mu_k = act_k(a_k)``.
+- ``pre`` (Whittington and Bogacz 2017; Song et al. 2020): ``x_k = act_k(v_p)``,
+  ``a_k = x_k W_k^T + b_k``, ``mu_k = a_k``.
+
+``x_k`` is the *presynaptic signal* that vertex ``k`` receives from its parent, and the
+forward pass sets every belief to its prediction, ``v_k = mu_k`` (``vhat``).
+
+Losses are sums over output neurons and samples, never means (``docs/rules.md``):
+
+- ``mse``: ``L = 1/2 sum (mu_out - y)^2``,  ``-dL/dmu_out = y - mu_out``;
+- ``ce``:  ``L = -sum y log_softmax(mu_out)``, ``-dL/dmu_out = y - softmax(mu_out)``
+  (exact because each row of ``y`` is validated to be a probability distribution).
+
+Backward pass, in reverse topological order, with ``delta_k = dL/dv_k`` (for an output,
+``dL/dmu_k``) accumulated over the children of ``k``:
+
+- ``post``: ``d_k = act_k'(a_k) * delta_k``; ``pre``: ``d_k = delta_k``;
+- ``dL/dW_k = d_k^T x_k``, ``dL/db_k = sum_b d_k``;
+- ``delta_p += d_k W_k`` (post) or ``act_k'(v_p) * (d_k W_k)`` (pre).
+
+Every function takes an array namespace ``xp`` (``numpy`` by default, ``cupy`` to run on
+a GPU); arithmetic stays in the dtype of the parameters (float64 or float32).
+
+The building blocks :func:`network`, :func:`check_params`, :func:`check_inputs`,
+:func:`check_targets`, :func:`prepare`, :func:`forward_states`, :func:`backward`,
+:func:`presynaptic`, :func:`dense_prediction`, :func:`output_error` and :func:`loss_terms`
+are shared with :mod:`neurosim.reference.rules`, so the PC rules and
+backprop agree on the data checks and on what a vertex computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy
+
+from neurosim.activations import apply, derivative
+from neurosim.errors import DataError, GraphError, ParameterError
+from neurosim.graph.spec import param_shapes
+from neurosim.graph.validate import validate_graph
+
+Array = Any
+Params = dict[str, Array]
+
+
+@dataclass(frozen=True)
+class Network:
+    """What the reference needs to know about a validated graph.
+
+    Attributes
+    ----------
+    inputs, dense, outputs, hidden
+        Vertex names in topological order: input vertices, every dense vertex,
+        dense vertices with a loss, and dense vertices without one.
+    parent
+        The single parent of every dense vertex.
+    children
+        The children of every vertex (dense vertices only, since inputs have no parents).
+    attrs
+        The node attributes of every vertex.
+    """
+
+    inputs: tuple[str, ...]
+    dense: tuple[str, ...]
+    outputs: tuple[str, ...]
+    hidden: tuple[str, ...]
+    parent: dict[str, str]
+    children: dict[str, tuple[str, ...]]
+    attrs: dict[str, dict]
+
+
+def network(graph: nx.DiGraph) -> Network:
+    """Validate ``graph`` and list its vertices by role, in topological order."""
+    validate_graph(graph)
+    order = list(nx.topological_sort(graph))
+    position = {v: i for i, v in enumerate(order)}
+    attrs = {v: dict(graph.nodes[v]) for v in order}
+    dense = tuple(v for v in order if attrs[v]["op"] == "dense")
+    if not any(attrs[v].get("loss") is not None for v in dense):
+        raise GraphError("the model graph has no output vertex (a dense vertex with loss='mse' or 'ce')")
+    return Network(
+        inputs=tuple(v for v in order if attrs[v]["op"] == "input"),
+        dense=dense,
+        outputs=tuple(v for v in dense if attrs[v].get("loss") is not None),
+        hidden=tuple(v for v in dense if attrs[v].get("loss") is None),
+        parent={v: next(iter(graph.predecessors(v))) for v in dense},
+        children={v: tuple(sorted(graph.successors(v), key=position.__getitem__)) for v in order},
+        attrs=attrs,
+    )
+
+
+def check_params(graph: nx.DiGraph, params: Mapping[str, Array], xp: Any = numpy) -> Params:
+    """Copies of ``params`` as ``xp`` arrays of one floating dtype, checked against ``graph``.
+
+    The dtype is the common dtype of the given arrays (float64 if they are not floating
+    point). Raises :class:`ParameterError` naming a missing, unexpected, misshapen or
+    non-finite parameter.
+    """
+    expected = param_shapes(graph)
+    if not isinstance(params, Mapping):
+        raise ParameterError(f"parameters must be a dict of arrays, got {type(params).__name__}")
+    unknown = sorted(set(params) - set(expected))
+    if unknown:
+        raise ParameterError(f"unexpected parameters {unknown}; this graph has {sorted(expected)}")
+    missing = [name for name in expected if name not in params]
+    if missing:
+        raise ParameterError(f"missing parameters {missing}; expected shapes {[expected[m] for m in missing]}")
+    arrays = {name: xp.asarray(params[name]) for name in expected}
+    dtype = xp.result_type(*arrays.values()) if arrays else numpy.dtype(numpy.float64)
+    if numpy.dtype(dtype).kind != "f":
+        dtype = numpy.dtype(numpy.float64)
+    out: Params = {}
+    for name, shape in expected.items():
+        arr = xp.array(arrays[name], dtype=dtype, copy=True)
+        if tuple(arr.shape) != shape:
+            raise ParameterError(
+                f"parameter {name!r} has shape {tuple(arr.shape)}, expected {shape} (layout (out, in))"
+            )
+        if not bool(xp.all(xp.isfinite(arr))):
+            raise ParameterError(f"parameter {name!r} contains NaN or infinite values")
+        out[name] = arr
+    return out
+
+
+def param_dtype(params: Params) -> Any:
+    """The floating dtype of checked parameters (float64 for a graph without parameters)."""
+    return next(iter(params.values())).dtype if params else numpy.dtype(numpy.float64)
+
+
+def _data_array(value: Any, vertex: str, what: str, size: int, dtype: Any, xp: Any) -> Array:
+    """``value`` as a finite ``(B, size)`` array of ``dtype``; DataError naming ``vertex`` otherwise."""
+    try:
+        arr = xp.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} for vertex {vertex!r} is not a numeric array: {exc}") from None
+    if arr.ndim != 2 or arr.shape[1] != size or arr.shape[0] < 1:
+        raise DataError(
+            f"{what} for vertex {vertex!r} has shape {tuple(arr.shape)}, expected (B, {size}) with B >= 1"
+        )
+    if not bool(xp.all(xp.isfinite(arr))):
+        raise DataError(f"{what} for vertex {vertex!r} contains NaN or infinite values")
+    return arr
+
+
+def _by_vertex(data: Any, vertices: tuple[str, ...], what: str) -> dict[str, Any]:
+    """Map ``data`` (an array, or a dict keyed by vertex) onto ``vertices``."""
+    if isinstance(data, Mapping):
+        if set(data) != set(vertices):
+            raise DataError(
+                f"{what} must be given for exactly the vertices {list(vertices)}, got keys {sorted(map(str, data))}"
+            )
+        return {v: data[v] for v in vertices}
+    if len(vertices) != 1:
+        raise DataError(f"this graph has several {what} vertices {list(vertices)}: pass a dict keyed by vertex")
+    return {vertices[0]: data}
+
+
+def check_inputs(net: Network, x: Any, dtype: Any, xp: Any = numpy) -> dict[str, Array]:
+    """The clamped inputs as finite ``(B, size)`` arrays of ``dtype``, keyed by input vertex.
+
+    ``x`` is a ``(B, n_in)`` array for a single-input graph or a dict ``{vertex: array}``.
+    Raises :class:`DataError` naming the vertex and the expected shape.
+    """
+    arrays = {
+        v: _data_array(value, v, "input", net.attrs[v]["size"], dtype, xp)
+        for v, value in _by_vertex(x, net.inputs, "input").items()
+    }
+    _same_batch(arrays)
+    return arrays
+
+
+def check_targets(net: Network, y: Any, batch: int, dtype: Any, xp: Any = numpy) -> dict[str, Array]:
+    """The targets as finite ``(batch, size)`` arrays of ``dtype``, keyed by output vertex.
+
+    ``y`` is a ``(B, n_out)`` array for a single-output graph or a dict ``{vertex: array}``.
+    For a ``ce`` output every row must be a probability distribution (non-negative,
+    summing to 1 within ``sqrt(machine epsilon)``), e.g. one-hot, so that
+    ``y - softmax(mu)`` is exactly ``-dL/dmu``. Raises :class:`DataError` naming the vertex.
+    """
+    arrays = {
+        v: _data_array(value, v, "target", net.attrs[v]["size"], dtype, xp)
+        for v, value in _by_vertex(y, net.outputs, "output").items()
+    }
+    for v, arr in arrays.items():
+        if arr.shape[0] != batch:
+            raise DataError(f"target for vertex {v!r} has {arr.shape[0]} samples, the inputs have {batch}")
+        if net.attrs[v]["loss"] == "ce":
+            tol = float(numpy.sqrt(numpy.finfo(numpy.dtype(dtype)).eps))
+            if bool(xp.any(arr < 0)) or bool(xp.any(xp.abs(arr.sum(axis=1) - 1) > tol)):
+                raise DataError(
+                    f"target for the ce output {v!r} must have non-negative rows summing to 1 (one-hot labels)"
+                )
+    return arrays
+
+
+def _same_batch(arrays: Mapping[str, Array]) -> None:
+    sizes = {v: int(a.shape[0]) for v, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        raise DataError(f"inputs disagree on the batch size: {sizes}")
+
+
+def presynaptic(net: Network, k: str, v_parent: Array) -> Array:
+    """The signal ``x_k`` that dense vertex ``k`` receives: ``v_p`` (post) or ``act_k(v_p)`` (pre)."""
+    attrs = net.attrs[k]
+    return v_parent if attrs["convention"] == "post" else apply(attrs["activation"], v_parent)
+
+
+def dense_prediction(net: Network, params: Params, k: str, x: Array) -> tuple[Array, Array]:
+    """``(a_k, mu_k)`` of dense vertex ``k`` from its presynaptic signal ``x``.
+
+    ``a = x W^T + b``; ``mu = act(a)`` (post) or ``mu = a`` (pre).
+    """
+    attrs = net.attrs[k]
+    a = x @ params[f"{k}.weight"].T
+    if attrs.get("bias", True):
+        a = a + params[f"{k}.bias"]
+    mu = apply(attrs["activation"], a) if attrs["convention"] == "post" else a
+    return a, mu
+
+
+def _log_softmax(mu: Array, xp: Any) -> Array:
+    z = mu - xp.max(mu, axis=1, keepdims=True)
+    return z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
+
+
+def output_error(loss_name: str, mu: Array, y: Array, xp: Any = numpy) -> Array:
+    """``-dL/dmu`` of an output: ``y - mu`` (mse) or ``y - softmax(mu)`` (ce)."""
+    if loss_name == "mse":
+        return y - mu
+    return y - xp.exp(_log_softmax(mu, xp))
+
+
+def loss_terms(loss_name: str, mu: Array, y: Array, xp: Any = numpy) -> Array:
+    """The summed loss of one output as a 0-d array: mse ``1/2 sum (mu-y)^2``, ce ``-sum y log_softmax(mu)``."""
+    if loss_name == "mse":
+        diff = mu - y
+        return 0.5 * xp.sum(diff * diff)
+    return -xp.sum(y * _log_softmax(mu, xp))
+
+
+def forward_states(net: Network, params: Params, inputs: dict[str, Array]) -> dict[str, dict[str, Array]]:
+    """The forward pass on checked parameters and inputs (the dict :func:`forward` returns)."""
+    states: dict[str, dict[str, Array]] = {v: {"v": inputs[v]} for v in net.inputs}
+    for k in net.dense:
+        x = presynaptic(net, k, states[net.parent[k]]["v"])
+        a, mu = dense_prediction(net, params, k, x)
+        states[k] = {"x": x, "a": a, "mu": mu, "v": mu}
+    return states
+
+
+def forward(
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, xp: Any = numpy
+) -> dict[str, dict[str, Array]]:
+    """The forward pass (state 0 of every PC rule, before the target is clamped).
+
+    Parameters
+    ----------
+    graph
+        A neurosim model graph.
+    params
+        ``{"<vertex>.weight": (out, in), "<vertex>.bias": (out,)}``; their dtype sets the
+        dtype of the computation.
+    x
+        ``(B, n_in)`` for a single-input graph, or ``{input_vertex: (B, size)}``.
+    xp
+        Array namespace (``numpy`` or ``cupy``).
+
+    Returns
+    -------
+    dict
+        Per vertex, a dict of ``(B, size)`` arrays. Input vertices: ``{"v": x}``. Dense
+        vertex ``k``: ``"x"`` its presynaptic signal (``v_p`` post, ``act_k(v_p)`` pre),
+        ``"a"`` = ``x W^T + b``, ``"mu"`` the prediction (``act_k(a)`` post, ``a`` pre)
+        and ``"v"`` the belief, equal to ``mu`` at the forward pass.
+    """
+    net = network(graph)
+    checked = check_params(graph, params, xp)
+    return forward_states(net, checked, check_inputs(net, x, param_dtype(checked), xp))
+
+
+def prepare(
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy
+) -> tuple[Network, Params, dict[str, dict[str, Array]], dict[str, Array]]:
+    """Check everything and run the forward pass: ``(network, params, states, targets)``."""
+    net = network(graph)
+    checked = check_params(graph, params, xp)
+    dtype = param_dtype(checked)
+    inputs = check_inputs(net, x, dtype, xp)
+    batch = int(next(iter(inputs.values())).shape[0])
+    return net, checked, forward_states(net, checked, inputs), check_targets(net, y, batch, dtype, xp)
+
+
+def loss(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy) -> float:
+    """The loss ``L`` summed over samples and over every output vertex.
+
+    ``y`` is ``(B, n_out)`` for a single-output graph (one-hot rows for ``ce``) or
+    ``{output_vertex: array}``.
+    """
+    net, _, states, targets = prepare(graph, params, x, y, xp)
+    return sum(float(loss_terms(net.attrs[o]["loss"], states[o]["mu"], targets[o], xp)) for o in net.outputs)
+
+
+def backward(
+    net: Network, params: Params, states: dict[str, dict[str, Array]], targets: dict[str, Array], xp: Any = numpy
+) -> dict[str, Array]:
+    """``dL/dtheta`` from a forward pass ``states`` (see :func:`forward`), equations in the module docstring."""
+    delta = {o: -output_error(net.attrs[o]["loss"], states[o]["mu"], targets[o], xp) for o in net.outputs}
+    grads: dict[str, Array] = {}
+    for k in reversed(net.dense):
+        attrs, parent = net.attrs[k], net.parent[k]
+        d = delta.pop(k)
+        if attrs["convention"] == "post":
+            d = derivative(attrs["activation"], states[k]["a"]) * d
+        grads[f"{k}.weight"] = d.T @ states[k]["x"]
+        if attrs.get("bias", True):
+            grads[f"{k}.bias"] = d.sum(axis=0)
+        if net.attrs[parent]["op"] == "dense":
+            back = d @ params[f"{k}.weight"]
+            if attrs["convention"] == "pre":
+                back = derivative(attrs["activation"], states[parent]["v"]) * back
+            delta[parent] = delta[parent] + back if parent in delta else back
+    return {name: grads[name] for name in params}
+
+
+def gradients(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy) -> dict[str, Array]:
+    """``dL/dtheta`` for every parameter (sums over samples), by reverse-mode backprop.
+
+    Returns a dict with the keys and shapes of the parameters, in their dtype.
+    """
+    net, checked, states, targets = prepare(graph, params, x, y, xp)
+    return backward(net, checked, states, targets, xp)
+
+
+def sgd_step(
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, alpha: float, xp: Any = numpy
+) -> dict[str, Array]:
+    """One backprop SGD step ``theta - alpha * dL/dtheta``, as new arrays (``params`` is not mutated)."""
+    net, checked, states, targets = prepare(graph, params, x, y, xp)
+    grads = backward(net, checked, states, targets, xp)
+    return {name: checked[name] - alpha * grads[name] for name in checked}
+
+
+def predict(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, xp: Any = numpy) -> Array:
+    """The prediction ``mu`` of the single output vertex at the forward pass, ``(B, n_out)``."""
+    net = network(graph)
+    if len(net.outputs) != 1:
+        raise GraphError(f"predict needs a graph with one output; this one has {list(net.outputs)}: use forward()")
+    return forward(graph, params, x, xp)[net.outputs[0]]["mu"]
