@@ -81,7 +81,8 @@ from neurosim.engine.kernels import (
 
 @numba.njit(cache=True)
 def _error_unit(
-    net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, lo: int, hi: int, T: int, woken: bool
+    net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, lo: int, hi: int, T: int, woken: bool,
+    back: np.ndarray,
 ) -> int:
     """Error stage of one unit: error neurons ``lo..hi-1`` (one neuron, or a ce group).
 
@@ -90,6 +91,7 @@ def _error_unit(
     ``g_line`` at slot ``T``, wake flags of receivers, ``dtheta`` of own synapses.
     A unit that is not ``woken`` (only the stimulus onset makes it emit) keeps its
     weighted input and prediction: nothing it depends on has changed (clause S4).
+    ``back[d]`` is the slot of tick ``T - d``.
     Returns STATUS_BUFFER_FULL if the firing buffer overflowed, else STATUS_OK.
     """
     D = st.err_wake.shape[0]
@@ -106,9 +108,10 @@ def _error_unit(
             st.a[i, b] = st.theta[b_idx] if b_idx >= 0 else 0.0
         for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
             w = st.theta[net.s_param[s]]
-            src = st.x_line[(T - net.s_delay[s]) % D, net.s_pre[s]]
+            src_slot = back[net.s_delay[s]]
+            pre = net.s_pre[s]
             for b in range(B):
-                st.a[i, b] += w * src[b]
+                st.a[i, b] += w * st.x_line[src_slot, pre, b]
         for b in range(B):
             st.mu[i, b] = act_scalar(net.e_act[i], st.a[i, b])
     status = STATUS_OK
@@ -116,7 +119,7 @@ def _error_unit(
     # Phase A, part 2: errors; phase B: commit, emit, plasticity.
     for i in range(lo, hi):
         own = net.e_value[i]
-        vin = st.v_line[(T - net.own_delay[i]) % D, own]
+        vin_slot = back[net.own_delay[i]]
         eps_changed = False
         g_changed = False
         gate_any = False
@@ -129,9 +132,9 @@ def _error_unit(
                 z = 0.0
                 for k in range(lo, hi):
                     z += np.exp(st.mu[k, b] - m)
-                new_eps = vin[b] - np.exp(st.mu[i, b] - m) / z
+                new_eps = st.v_line[vin_slot, own, b] - np.exp(st.mu[i, b] - m) / z
             else:
-                new_eps = vin[b] - st.mu[i, b]
+                new_eps = st.v_line[vin_slot, own, b] - st.mu[i, b]
             new_g = dact_scalar(net.e_act[i], st.a[i, b]) * new_eps
             phi = False
             if new_eps != st.eps[i, b]:
@@ -174,25 +177,25 @@ def _error_unit(
             for b in range(B):
                 rec.eps_at_trigger[i, b] = st.eps[i, b]
         if scheduled or gate_any:
-            _accumulate(net, st, pol, i, T, gate)
+            _accumulate(net, st, pol, i, gate, back)
     return status
 
 
 @numba.njit(cache=True)
-def _accumulate(net: NetArrays, st: StateArrays, pol: Policy, i: int, T: int, gated_g: np.ndarray) -> None:
+def _accumulate(net: NetArrays, st: StateArrays, pol: Policy, i: int, gated_g: np.ndarray, back: np.ndarray) -> None:
     """Plasticity of the synapses into error neuron ``i``: ``dtheta_s += alpha * sum_b gated_g_b x_sb``.
 
     ``gated_g`` is the neuron's ``g`` in the lanes where the rule lets it learn this
     tick (all lanes for a scheduled update, the lanes where phi fired for Fa-Z-IL) and
     0 elsewhere; ``x_sb`` is the signal synapse ``s`` received. Bias: ``alpha * sum_b gated_g_b``.
     """
-    D = st.err_wake.shape[0]
     B = st.eps.shape[1]
     for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-        src = st.x_line[(T - net.s_delay[s]) % D, net.s_pre[s]]
+        src_slot = back[net.s_delay[s]]
+        pre = net.s_pre[s]
         acc = 0.0
         for b in range(B):
-            acc += gated_g[b] * src[b]
+            acc += gated_g[b] * st.x_line[src_slot, pre, b]
         st.dtheta[net.s_param[s]] += pol.alpha * acc
     if net.e_bias[i] >= 0:
         acc = 0.0
@@ -203,7 +206,7 @@ def _accumulate(net: NetArrays, st: StateArrays, pol: Policy, i: int, T: int, ga
 
 
 @numba.njit(cache=True)
-def _value_neuron(net: NetArrays, st: StateArrays, pol: Policy, j: int, T: int) -> None:
+def _value_neuron(net: NetArrays, st: StateArrays, pol: Policy, j: int, T: int, back: np.ndarray) -> None:
     """Value stage of value neuron ``j``.
 
     Reads: own belief ``v``/``vhat``, its error neuron's ``mu``/``eps`` (emitted at
@@ -219,7 +222,7 @@ def _value_neuron(net: NetArrays, st: StateArrays, pol: Policy, j: int, T: int) 
     if role == ROLE_INPUT or (role == ROLE_OUTPUT and learning):
         return  # clamped
     k = net.v_err[j]
-    rslot = (T - net.own_delay[k] + 1) % D
+    rslot = back[net.own_delay[k] - 1]
     new_v = np.empty(B, dtype=st.v.dtype)
     if not learning:
         for b in range(B):
@@ -230,9 +233,10 @@ def _value_neuron(net: NetArrays, st: StateArrays, pol: Policy, j: int, T: int) 
         for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
             s = net.out_syn[q]
             w = st.theta[net.s_param[s]]
-            gin = st.g_line[(T - net.s_delay[s] + 1) % D, net.s_post[s]]
+            src_slot = back[net.s_delay[s] - 1]
+            post = net.s_post[s]
             for b in range(B):
-                new_v[b] += w * gin[b]
+                new_v[b] += w * st.g_line[src_slot, post, b]
         for b in range(B):
             at = st.vhat[j, b] if pol.fixed else st.v[j, b]
             fb = dact_scalar(net.v_out_act[j], at) * new_v[b]
@@ -259,11 +263,11 @@ def _value_neuron(net: NetArrays, st: StateArrays, pol: Policy, j: int, T: int) 
 
 
 @numba.njit(cache=True)
-def _held_update(net: NetArrays, st: StateArrays, pol: Policy, T: int) -> None:
+def _held_update(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) -> None:
     """End of relaxation (Strict PC, FixedPred): every error neuron's synapses change
     from its held ``g`` (state ``n-1``) and the signals they receive now (state ``n``)."""
     for i in range(st.eps.shape[0]):
-        _accumulate(net, st, pol, i, T, st.g[i])
+        _accumulate(net, st, pol, i, st.g[i], back)
 
 
 @numba.njit(cache=True)
@@ -305,17 +309,20 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
     n_val = st.v.shape[0]
     learning = pol.mode == MODE_LEARN
     status = STATUS_OK
+    back = np.empty(D + 1, np.int64)
     for step in range(pol.n_ticks):
         T = pol.tick0 + step
         t = T - pol.learn_tick0
-        slot = T % D
-        prev = (T - 1) % D
+        for d in range(D + 1):
+            back[d] = (T - d) % D  # slot of tick T - d
+        slot = back[0]
+        prev = back[1]
         st.e_line[slot] = st.e_line[prev]
         st.mu_line[slot] = st.mu_line[prev]
         st.g_line[slot] = st.g_line[prev]
         # ---- error stage ----
         if learning and pol.update_kind == UPDATE_HELD and t == pol.held_step:
-            _held_update(net, st, pol, T)
+            _held_update(net, st, pol, back)
             for i in range(n_err):
                 st.err_wake[slot, i] = 0
             for p in range(st.dtheta.shape[0]):
@@ -337,7 +344,7 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
                     if learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[k] == t:
                         wake = True
                 if wake or T == pol.force_tick:
-                    if _error_unit(net, st, pol, rec, lo, hi, T, wake) == STATUS_BUFFER_FULL:
+                    if _error_unit(net, st, pol, rec, lo, hi, T, wake, back) == STATUS_BUFFER_FULL:
                         status = STATUS_BUFFER_FULL
             if learning:
                 e = _energy(st)
@@ -354,7 +361,7 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
                 j = n_val - 1 - jj if pol.reverse else jj
                 if st.val_wake[slot, j] or pol.all_active:
                     st.val_wake[slot, j] = 0
-                    _value_neuron(net, st, pol, j, T)
+                    _value_neuron(net, st, pol, j, T, back)
         else:
             for j in range(n_val):
                 st.val_wake[slot, j] = 0
