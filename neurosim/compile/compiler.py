@@ -158,6 +158,8 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     np.add.at(out_ptr, s_pre.astype(np.int64) + 1, 1)
     out_ptr = np.cumsum(out_ptr)
 
+    e_wake = receiver_groups(in_ptr, in_syn, s_pre, s_delay)
+    v_wake = receiver_groups(out_ptr, out_syn, s_post, s_delay)
     if isinstance(own_delay, bool) or not isinstance(own_delay, (int, np.integer)) or own_delay < 1:
         raise ConfigError(f"own_delay must be an int >= 1 tick, got {own_delay!r}")
     return Netlist(
@@ -169,7 +171,43 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         in_ptr=in_ptr, in_syn=in_syn, out_ptr=out_ptr, out_syn=out_syn,
         own_delay=np.full(n_e, int(own_delay), np.int32),
         n_params=offset, param_index=param_index,
+        vg_ptr=e_wake[0], vg_members=e_wake[1], e_vg_ptr=e_wake[2], e_vg=e_wake[3], e_vg_delay=e_wake[4],
+        eg_ptr=v_wake[0], eg_members=v_wake[1], v_eg_ptr=v_wake[2], v_eg=v_wake[3], v_eg_delay=v_wake[4],
     )
+
+
+def receiver_groups(
+    ptr: np.ndarray, links: np.ndarray, receiver: np.ndarray, delay: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Group the receivers of each sender's messages, for waking them once per tick.
+
+    Sender ``n`` reaches ``receiver[links[ptr[n]:ptr[n+1]]]`` with the links' delays. For
+    each distinct delay, its receivers form a *group*; identical groups are shared
+    (every error neuron of a dense layer reaches the same parent population), so a
+    tick wakes a group once however many of its senders emit. Returns the groups as CSR
+    (``group_ptr``, ``members``) and, per sender, CSR ``(sender_ptr, group ids, delays)``.
+    """
+    ids: dict[bytes, int] = {}
+    members: list[np.ndarray] = []
+    sender_ptr = np.zeros(len(ptr), np.int64)
+    groups: list[int] = []
+    delays: list[int] = []
+    for n in range(len(ptr) - 1):
+        own = links[ptr[n] : ptr[n + 1]]
+        recv, dl = receiver[own], delay[own]
+        for d in np.unique(dl):
+            m = np.unique(recv[dl == d]).astype(np.int32)
+            key = m.tobytes()
+            if key not in ids:
+                ids[key] = len(members)
+                members.append(m)
+            groups.append(ids[key])
+            delays.append(int(d))
+        sender_ptr[n + 1] = len(groups)
+    group_ptr = np.zeros(len(members) + 1, np.int64)
+    group_ptr[1:] = np.cumsum([len(m) for m in members])
+    flat = np.concatenate(members) if members else np.zeros(0, np.int32)
+    return group_ptr, flat, sender_ptr, np.array(groups, np.int32), np.array(delays, np.int32)
 
 
 def _vertex_delay(delays: Delays, vertex: str) -> int:

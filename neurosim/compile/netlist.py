@@ -10,7 +10,9 @@ Value neuron ``j`` and error neuron ``v_err[j]`` form a pair (Song et al. 2020, 
 the pair talks over a private link with delay ``own_delay`` in both directions.
 Synapses are stored by target (``in_ptr``/``in_syn``: the synapses arriving at an
 error neuron) and by source (``out_ptr``/``out_syn``: the synapses leaving a value
-neuron), each with an integer delay of at least one tick.
+neuron), each with an integer delay of at least one tick. *Wake groups* list, for
+every neuron, the sets of neurons its messages reach (one set per delay), shared
+between neurons that reach the same set, so that a tick wakes each set once.
 
 Codes used by the kernels:
 
@@ -73,6 +75,18 @@ class Netlist:
     # parameters
     n_params: int
     param_index: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+    # wake groups (see compiler.receiver_groups): value-neuron groups reached by error
+    # neurons' feedback, error-neuron groups reached by value neurons' signals
+    vg_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    vg_members: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    e_vg_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    e_vg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    e_vg_delay: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    eg_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    eg_members: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    v_eg_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    v_eg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    v_eg_delay: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     @property
     def n_value(self) -> int:

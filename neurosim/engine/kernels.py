@@ -38,6 +38,16 @@ class NetArrays(NamedTuple):
     out_ptr: np.ndarray
     out_syn: np.ndarray
     own_delay: np.ndarray
+    vg_ptr: np.ndarray
+    vg_members: np.ndarray
+    e_vg_ptr: np.ndarray
+    e_vg: np.ndarray
+    e_vg_delay: np.ndarray
+    eg_ptr: np.ndarray
+    eg_members: np.ndarray
+    v_eg_ptr: np.ndarray
+    v_eg: np.ndarray
+    v_eg_delay: np.ndarray
 
 
 class StateArrays(NamedTuple):
@@ -54,7 +64,8 @@ class StateArrays(NamedTuple):
     ``x_line`` (value neuron -> synapses to its children: ``v`` or ``act(v)``),
     ``mu_line`` and ``e_line`` (error neuron -> own value neuron: ``mu``, ``eps``),
     ``g_line`` (error neuron -> synapses to its parents: ``g``). Wake rings
-    ``err_wake``/``val_wake`` ``[slot, neuron]``: 1 when a message arrives then.
+    ``err_wake``/``val_wake`` ``[slot, neuron]``: 1 when a message arrives then;
+    ``eg_marked``/``vg_marked`` ``[slot, group]``: the wake group is already woken then.
 
     Plasticity: ``theta`` (parameters), ``dtheta`` (changes computed this tick, applied
     at its end), ``applied`` (sum of applied changes), ``touched`` (error neurons whose
@@ -75,6 +86,8 @@ class StateArrays(NamedTuple):
     g_line: np.ndarray
     err_wake: np.ndarray
     val_wake: np.ndarray
+    eg_marked: np.ndarray
+    vg_marked: np.ndarray
     theta: np.ndarray
     dtheta: np.ndarray
     applied: np.ndarray

@@ -78,203 +78,269 @@ from neurosim.engine.kernels import (
     StateArrays,
 )
 
-
-@numba.njit(cache=True)
-def _error_unit(
-    net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, lo: int, hi: int, T: int, woken: bool,
-    back: np.ndarray,
-) -> int:
-    """Error stage of one unit: error neurons ``lo..hi-1`` (one neuron, or a ce group).
-
-    Reads: own ``theta`` row, synapse signals ``x_line[T - d_s, s_pre]``, own belief
-    ``v_line[T - d_own, e_value]``, own state. Writes: own state, ``mu_line``/``e_line``/
-    ``g_line`` at slot ``T``, wake flags of receivers, ``dtheta`` of own synapses.
-    A unit that is not ``woken`` (only the stimulus onset makes it emit) keeps its
-    weighted input and prediction: nothing it depends on has changed (clause S4).
-    ``back[d]`` is the slot of tick ``T - d``.
-    Returns STATUS_BUFFER_FULL if the firing buffer overflowed, else STATUS_OK.
-    """
-    D = st.err_wake.shape[0]
-    B = st.eps.shape[1]
-    slot = T % D
-    t = T - pol.learn_tick0
-    learning = pol.mode == MODE_LEARN
-    # Phase A, part 1: weighted input and prediction of every neuron of the unit.
-    for i in range(lo, hi):
-        if (learning and pol.fixed) or not woken:
-            continue  # fixed prediction: a and mu stay at the forward pass
-        b_idx = net.e_bias[i]
-        for b in range(B):
-            st.a[i, b] = st.theta[b_idx] if b_idx >= 0 else 0.0
-        for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-            w = st.theta[net.s_param[s]]
-            src_slot = back[net.s_delay[s]]
-            pre = net.s_pre[s]
-            for b in range(B):
-                st.a[i, b] += w * st.x_line[src_slot, pre, b]
-        for b in range(B):
-            st.mu[i, b] = act_scalar(net.e_act[i], st.a[i, b])
-    status = STATUS_OK
-    gate = np.empty(st.eps.shape[1], dtype=st.g.dtype)
-    # Phase A, part 2: errors; phase B: commit, emit, plasticity.
-    for i in range(lo, hi):
-        own = net.e_value[i]
-        vin_slot = back[net.own_delay[i]]
-        eps_changed = False
-        g_changed = False
-        gate_any = False
-        scheduled = pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[i] == t and learning
-        for b in range(B):
-            if learning and net.e_loss[i] == LOSS_CE:
-                m = st.mu[lo, b]
-                for k in range(lo + 1, hi):
-                    m = max(m, st.mu[k, b])
-                z = 0.0
-                for k in range(lo, hi):
-                    z += np.exp(st.mu[k, b] - m)
-                new_eps = st.v_line[vin_slot, own, b] - np.exp(st.mu[i, b] - m) / z
-            else:
-                new_eps = st.v_line[vin_slot, own, b] - st.mu[i, b]
-            new_g = dact_scalar(net.e_act[i], st.a[i, b]) * new_eps
-            phi = False
-            if new_eps != st.eps[i, b]:
-                eps_changed = True
-                if learning:
-                    phi = st.last_change[i, b] <= t - pol.t_d
-                    st.last_change[i, b] = t
-            if new_g != st.g[i, b]:
-                g_changed = True
-            st.eps[i, b] = new_eps
-            st.g[i, b] = new_g
-            gate[b] = new_g if scheduled else 0.0
-            if pol.update_kind == UPDATE_PHI and phi and learning:
-                gate[b] = new_g
-                gate_any = True
-                n = rec.n_firings[0]
-                if n < rec.firings.shape[0]:
-                    rec.firings[n, 0] = t
-                    rec.firings[n, 1] = i
-                    rec.firings[n, 2] = b
-                    rec.n_firings[0] = n + 1
-                else:
-                    status = STATUS_BUFFER_FULL
-        mu_changed = False
-        for b in range(B):
-            if st.mu_line[slot, i, b] != st.mu[i, b]:
-                mu_changed = True
-        forced = T == pol.force_tick
-        if eps_changed or mu_changed or forced:
-            for b in range(B):
-                st.e_line[slot, i, b] = st.eps[i, b]
-                st.mu_line[slot, i, b] = st.mu[i, b]
-            st.val_wake[(T + net.own_delay[i] - 1) % D, own] = 1
-        if g_changed or forced:
-            for b in range(B):
-                st.g_line[slot, i, b] = st.g[i, b]
-            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                st.val_wake[(T + net.s_delay[s] - 1) % D, net.s_pre[s]] = 1
-        if scheduled:
-            for b in range(B):
-                rec.eps_at_trigger[i, b] = st.eps[i, b]
-        if scheduled or gate_any:
-            _accumulate(net, st, pol, i, gate, back)
-    return status
+_FEW_LANES = 2  # up to this many samples, sums run lane by lane
 
 
-@numba.njit(cache=True)
-def _accumulate(net: NetArrays, st: StateArrays, pol: Policy, i: int, gated_g: np.ndarray, back: np.ndarray) -> None:
+@numba.njit(cache=True, inline="always")
+def _wake_group(
+    wake: np.ndarray, marked: np.ndarray, group_ptr: np.ndarray, members: np.ndarray, group: int, slot: int
+) -> None:
+    """Announce a message to every member of a wake group at ``slot``, once per slot."""
+    if marked[slot, group]:
+        return
+    marked[slot, group] = 1
+    for m in range(group_ptr[group], group_ptr[group + 1]):
+        wake[slot, members[m]] = 1
+
+
+@numba.njit(cache=True, inline="always")
+def _accumulate(
+    in_ptr: np.ndarray, s_param: np.ndarray, s_delay: np.ndarray, s_pre: np.ndarray, e_bias: np.ndarray,
+    x_line: np.ndarray, dtheta: np.ndarray, alpha: float, i: int, gated_g: np.ndarray, back: np.ndarray,
+) -> None:
     """Plasticity of the synapses into error neuron ``i``: ``dtheta_s += alpha * sum_b gated_g_b x_sb``.
 
     ``gated_g`` is the neuron's ``g`` in the lanes where the rule lets it learn this
     tick (all lanes for a scheduled update, the lanes where phi fired for Fa-Z-IL) and
-    0 elsewhere; ``x_sb`` is the signal synapse ``s`` received. Bias: ``alpha * sum_b gated_g_b``.
+    0 elsewhere; ``x_sb`` is the signal synapse ``s`` received (``back[d]`` is the slot
+    of tick ``T - d``). Bias: ``alpha * sum_b gated_g_b``.
     """
-    B = st.eps.shape[1]
-    for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-        src_slot = back[net.s_delay[s]]
-        pre = net.s_pre[s]
+    B = gated_g.shape[0]
+    for s in range(in_ptr[i], in_ptr[i + 1]):
+        src_slot = back[s_delay[s]]
+        pre = s_pre[s]
         acc = 0.0
         for b in range(B):
-            acc += gated_g[b] * st.x_line[src_slot, pre, b]
-        st.dtheta[net.s_param[s]] += pol.alpha * acc
-    if net.e_bias[i] >= 0:
+            acc += gated_g[b] * x_line[src_slot, pre, b]
+        dtheta[s_param[s]] += alpha * acc
+    if e_bias[i] >= 0:
         acc = 0.0
         for b in range(B):
             acc += gated_g[b]
-        st.dtheta[net.e_bias[i]] += pol.alpha * acc
-    st.touched[i] = 1
+        dtheta[e_bias[i]] += alpha * acc
 
 
 @numba.njit(cache=True)
-def _value_neuron(net: NetArrays, st: StateArrays, pol: Policy, j: int, T: int, back: np.ndarray) -> None:
-    """Value stage of value neuron ``j``.
+def _error_stage(
+    net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
+    back: np.ndarray, ahead: np.ndarray, gate: np.ndarray, lanes: np.ndarray,
+) -> tuple[int, bool]:
+    """The error stage of tick ``T``: every error unit that woke computes (clauses S2-S6).
 
-    Reads: own belief ``v``/``vhat``, its error neuron's ``mu``/``eps`` (emitted at
-    ``T - d_own + 1``), the ``g`` arriving over each outgoing synapse (emitted at
-    ``T - d_s + 1``) times that synapse's weight. Writes: own belief, ``v_line``/
-    ``x_line`` at slot ``T``, wake flags of receivers.
+    A unit is one error neuron, or the error neurons of a ``ce`` output (the lateral
+    softmax exchange). Error neuron ``i`` reads its synapses' ``theta``, the signal each
+    synapse received (``x_line`` at ``T - d_s``), its own value neuron's belief
+    (``v_line`` at ``T - d_own``) and its own state; it writes its own state, its
+    lines at slot ``T``, the wake flags of the receivers of what it emits, and the
+    ``dtheta`` of its own synapses. A unit that did not wake but must emit (the
+    stimulus onset) keeps ``a`` and ``mu``: nothing they depend on changed (S4).
+    Returns ``(status, learned)``: STATUS_BUFFER_FULL if the phi record overflowed,
+    and whether any synapse changed.
     """
     D = st.err_wake.shape[0]
-    B = st.v.shape[1]
-    slot = T % D
-    role = net.v_role[j]
+    B = st.eps.shape[1]
+    n_err = st.eps.shape[0]
+    slot = back[0]
+    t = T - pol.learn_tick0
     learning = pol.mode == MODE_LEARN
-    if role == ROLE_INPUT or (role == ROLE_OUTPUT and learning):
-        return  # clamped
-    k = net.v_err[j]
-    rslot = back[net.own_delay[k] - 1]
-    new_v = np.empty(B, dtype=st.v.dtype)
-    if not learning:
-        for b in range(B):
-            new_v[b] = st.mu_line[rslot, k, b]
-    else:
-        for b in range(B):
-            new_v[b] = 0.0  # feedback accumulator
-        for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
-            s = net.out_syn[q]
-            w = st.theta[net.s_param[s]]
-            src_slot = back[net.s_delay[s] - 1]
-            post = net.s_post[s]
+    status = STATUS_OK
+    learned = False
+    for ii in range(n_err):
+        first = n_err - 1 - ii if pol.reverse else ii
+        lo = net.e_group_lo[first]
+        if first != lo:
+            continue  # members of a group are handled by its first neuron
+        hi = net.e_group_hi[first]
+        woken = pol.all_active
+        for i in range(lo, hi):
+            if st.err_wake[slot, i]:
+                woken = True
+            st.err_wake[slot, i] = 0
+            if learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[i] == t:
+                woken = True  # the schedule (IL's t_c, Z-IL's t = l) is this rule's control signal
+        forced = T == pol.force_tick
+        if not (woken or forced):
+            continue
+        # Phase A, part 1: weighted input and prediction (fixed predictions keep theirs).
+        if woken and not (learning and pol.fixed):
+            for i in range(lo, hi):
+                b_idx = net.e_bias[i]
+                if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
+                    for b in range(B):
+                        acc = st.theta[b_idx] if b_idx >= 0 else 0.0
+                        for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+                            acc += st.theta[net.s_param[s]] * st.x_line[back[net.s_delay[s]], net.s_pre[s], b]
+                        st.a[i, b] = acc
+                else:  # lanes inside: one pass over the synapses, contiguous lanes
+                    for b in range(B):
+                        lanes[b] = st.theta[b_idx] if b_idx >= 0 else 0.0
+                    for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+                        w = st.theta[net.s_param[s]]
+                        src = st.x_line[back[net.s_delay[s]], net.s_pre[s]]
+                        for b in range(B):
+                            lanes[b] += w * src[b]
+                    for b in range(B):
+                        st.a[i, b] = lanes[b]
+                for b in range(B):
+                    st.mu[i, b] = act_scalar(net.e_act[i], st.a[i, b])
+        # Phase A, part 2: errors and phi; phase B: commit, emit, plasticity.
+        for i in range(lo, hi):
+            own = net.e_value[i]
+            vin_slot = back[net.own_delay[i]]
+            eps_changed = False
+            g_changed = False
+            gate_any = False
+            scheduled = learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[i] == t
             for b in range(B):
-                new_v[b] += w * st.g_line[src_slot, post, b]
+                if learning and net.e_loss[i] == LOSS_CE:
+                    m = st.mu[lo, b]
+                    for k in range(lo + 1, hi):
+                        m = max(m, st.mu[k, b])
+                    z = 0.0
+                    for k in range(lo, hi):
+                        z += np.exp(st.mu[k, b] - m)
+                    new_eps = st.v_line[vin_slot, own, b] - np.exp(st.mu[i, b] - m) / z
+                else:
+                    new_eps = st.v_line[vin_slot, own, b] - st.mu[i, b]
+                new_g = dact_scalar(net.e_act[i], st.a[i, b]) * new_eps
+                phi = False
+                if new_eps != st.eps[i, b]:
+                    eps_changed = True
+                    if learning:
+                        phi = st.last_change[i, b] <= t - pol.t_d
+                        st.last_change[i, b] = t
+                if new_g != st.g[i, b]:
+                    g_changed = True
+                st.eps[i, b] = new_eps
+                st.g[i, b] = new_g
+                gate[b] = new_g if scheduled else 0.0
+                if learning and pol.update_kind == UPDATE_PHI and phi:
+                    gate[b] = new_g
+                    gate_any = True
+                    n = rec.n_firings[0]
+                    if n < rec.firings.shape[0]:
+                        rec.firings[n, 0] = t
+                        rec.firings[n, 1] = i
+                        rec.firings[n, 2] = b
+                        rec.n_firings[0] = n + 1
+                    else:
+                        status = STATUS_BUFFER_FULL
+            mu_changed = False
+            for b in range(B):
+                if st.mu_line[slot, i, b] != st.mu[i, b]:
+                    mu_changed = True
+            if eps_changed or mu_changed or forced:
+                for b in range(B):
+                    st.e_line[slot, i, b] = st.eps[i, b]
+                    st.mu_line[slot, i, b] = st.mu[i, b]
+                st.val_wake[ahead[net.own_delay[i] - 1], own] = 1
+            if g_changed or forced:
+                for b in range(B):
+                    st.g_line[slot, i, b] = st.g[i, b]
+                for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
+                    _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members,
+                                net.e_vg[q], ahead[net.e_vg_delay[q] - 1])
+            if scheduled:
+                for b in range(B):
+                    rec.eps_at_trigger[i, b] = st.eps[i, b]
+            if scheduled or gate_any:
+                _accumulate(net.in_ptr, net.s_param, net.s_delay, net.s_pre, net.e_bias,
+                            st.x_line, st.dtheta, pol.alpha, i, gate, back)
+                st.touched[i] = 1
+                learned = True
+    st.eg_marked[slot] = 0  # this slot's arrivals at error neurons are consumed
+    return status, learned
+
+
+@numba.njit(cache=True)
+def _value_stage(
+    net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray, new_v: np.ndarray
+) -> None:
+    """The value stage of the tick: every free value neuron that woke computes (S2-S5, S7).
+
+    Value neuron ``j`` reads its own belief ``v`` (``vhat`` for fixed predictions), its
+    error neuron's ``mu``/``eps`` (emitted at ``T - d_own + 1``) and the ``g`` arriving
+    over each outgoing synapse (emitted at ``T - d_s + 1``), weighted by the synapse;
+    it writes its own belief, its lines at slot ``T`` and the wake flags of receivers.
+    Predicting, it adopts ``mu``; learning, ``v += gamma (-eps + act'(v) sum_s w_s g_s)``.
+    """
+    B = st.v.shape[1]
+    n_val = st.v.shape[0]
+    slot = back[0]
+    learning = pol.mode == MODE_LEARN
+    send_forward = not (learning and pol.fixed)  # fixed predictions: children do not listen
+    st.v_line[slot] = st.v_line[back[1]]
+    st.x_line[slot] = st.x_line[back[1]]
+    for jj in range(n_val):
+        j = n_val - 1 - jj if pol.reverse else jj
+        if not (st.val_wake[slot, j] or pol.all_active):
+            continue
+        st.val_wake[slot, j] = 0
+        role = net.v_role[j]
+        if role == ROLE_INPUT or (role == ROLE_OUTPUT and learning):
+            continue  # clamped
+        k = net.v_err[j]
+        rslot = back[net.own_delay[k] - 1]
+        if not learning:
+            for b in range(B):
+                new_v[b] = st.mu_line[rslot, k, b]
+        else:  # feedback: sum over outgoing synapses of w_s g_s
+            if B <= _FEW_LANES:
+                for b in range(B):
+                    acc = 0.0
+                    for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
+                        s = net.out_syn[q]
+                        acc += st.theta[net.s_param[s]] * st.g_line[back[net.s_delay[s] - 1], net.s_post[s], b]
+                    new_v[b] = acc
+            else:
+                for b in range(B):
+                    new_v[b] = 0.0
+                for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
+                    s = net.out_syn[q]
+                    w = st.theta[net.s_param[s]]
+                    src = st.g_line[back[net.s_delay[s] - 1], net.s_post[s]]
+                    for b in range(B):
+                        new_v[b] += w * src[b]
+            for b in range(B):
+                at = st.vhat[j, b] if pol.fixed else st.v[j, b]
+                fb = dact_scalar(net.v_out_act[j], at) * new_v[b]
+                new_v[b] = st.v[j, b] + pol.gamma * (-st.e_line[rslot, k, b] + fb)
+        changed = False
         for b in range(B):
-            at = st.vhat[j, b] if pol.fixed else st.v[j, b]
-            fb = dact_scalar(net.v_out_act[j], at) * new_v[b]
-            new_v[b] = st.v[j, b] + pol.gamma * (-st.e_line[rslot, k, b] + fb)
-    changed = False
-    for b in range(B):
-        if new_v[b] != st.v[j, b]:
-            changed = True
-    if not changed:
-        return
-    send_forward = not (learning and pol.fixed)
-    for b in range(B):
-        st.v[j, b] = new_v[b]
-        st.v_line[slot, j, b] = new_v[b]
+            if new_v[b] != st.v[j, b]:
+                changed = True
+        if not changed:
+            continue
+        for b in range(B):
+            st.v[j, b] = new_v[b]
+            st.v_line[slot, j, b] = new_v[b]
+            if send_forward:
+                st.x_line[slot, j, b] = act_scalar(net.v_out_act[j], new_v[b])
+        st.err_wake[ahead[net.own_delay[k]], k] = 1
         if send_forward:
-            st.x_line[slot, j, b] = act_scalar(net.v_out_act[j], new_v[b])
-    st.err_wake[(T + net.own_delay[k]) % D, k] = 1
-    if send_forward:
-        for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
-            s = net.out_syn[q]
-            st.err_wake[(T + net.s_delay[s]) % D, net.s_post[s]] = 1
-    if learning:
-        st.val_wake[(T + 1) % D, j] = 1  # not at rest: keeps integrating
+            for q in range(net.v_eg_ptr[j], net.v_eg_ptr[j + 1]):
+                _wake_group(st.err_wake, st.eg_marked, net.eg_ptr, net.eg_members, net.v_eg[q], ahead[net.v_eg_delay[q]])
+        if learning:
+            st.val_wake[ahead[1], j] = 1  # not at rest: keeps integrating
+    st.vg_marked[slot] = 0  # this slot's arrivals at value neurons are consumed
 
 
 @numba.njit(cache=True)
 def _held_update(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) -> None:
     """End of relaxation (Strict PC, FixedPred): every error neuron's synapses change
     from its held ``g`` (state ``n-1``) and the signals they receive now (state ``n``)."""
+    slot = back[0]
     for i in range(st.eps.shape[0]):
-        _accumulate(net, st, pol, i, st.g[i], back)
+        st.err_wake[slot, i] = 0
+        _accumulate(net.in_ptr, net.s_param, net.s_delay, net.s_pre, net.e_bias,
+                    st.x_line, st.dtheta, pol.alpha, i, st.g[i], back)
+        st.touched[i] = 1
+    st.eg_marked[slot] = 0
 
 
 @numba.njit(cache=True)
-def _commit(net: NetArrays, st: StateArrays, T: int) -> None:
-    """End of tick: apply ``dtheta`` and wake both ends of every changed synapse."""
-    D = st.err_wake.shape[0]
-    nxt = (T + 1) % D
+def _commit(net: NetArrays, st: StateArrays, nxt: int) -> None:
+    """End of tick: apply ``dtheta`` and wake both ends of every changed synapse at ``nxt``."""
     for p in range(st.theta.shape[0]):
         if st.dtheta[p] != 0.0:
             st.theta[p] += st.dtheta[p]
@@ -284,17 +350,31 @@ def _commit(net: NetArrays, st: StateArrays, T: int) -> None:
         if st.touched[i]:
             st.touched[i] = 0
             st.err_wake[nxt, i] = 1
-            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                st.val_wake[nxt, net.s_pre[s]] = 1
+            for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
+                _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)
 
 
 @numba.njit(cache=True)
-def _energy(st: StateArrays) -> float:
+def _energy(eps: np.ndarray) -> float:
+    """``1/2 sum eps^2`` over every error neuron and lane (an observer's quantity)."""
     e = 0.0
-    for i in range(st.eps.shape[0]):
-        for b in range(st.eps.shape[1]):
-            e += 0.5 * st.eps[i, b] * st.eps[i, b]
+    for i in range(eps.shape[0]):
+        for b in range(eps.shape[1]):
+            e += 0.5 * eps[i, b] * eps[i, b]
     return e
+
+
+@numba.njit(cache=True)
+def _quiet(st: StateArrays) -> bool:
+    """No message in flight: every wake ring is empty."""
+    for d in range(st.err_wake.shape[0]):
+        for i in range(st.err_wake.shape[1]):
+            if st.err_wake[d, i]:
+                return False
+        for j in range(st.val_wake.shape[1]):
+            if st.val_wake[d, j]:
+                return False
+    return True
 
 
 @numba.njit(cache=True)
@@ -305,78 +385,51 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
     STATUS_DIVERGED (the last tick done diverged) or STATUS_BUFFER_FULL.
     """
     D = st.err_wake.shape[0]
-    n_err = st.eps.shape[0]
-    n_val = st.v.shape[0]
     learning = pol.mode == MODE_LEARN
     status = STATUS_OK
     back = np.empty(D + 1, np.int64)
+    ahead = np.empty(D + 1, np.int64)
+    scratch = np.empty(st.eps.shape[1], dtype=st.eps.dtype)
+    scratch2 = np.empty(st.eps.shape[1], dtype=st.eps.dtype)
     for step in range(pol.n_ticks):
         T = pol.tick0 + step
         t = T - pol.learn_tick0
         for d in range(D + 1):
             back[d] = (T - d) % D  # slot of tick T - d
+            ahead[d] = (T + d) % D  # slot of tick T + d
         slot = back[0]
-        prev = back[1]
-        st.e_line[slot] = st.e_line[prev]
-        st.mu_line[slot] = st.mu_line[prev]
-        st.g_line[slot] = st.g_line[prev]
+        st.e_line[slot] = st.e_line[back[1]]
+        st.mu_line[slot] = st.mu_line[back[1]]
+        st.g_line[slot] = st.g_line[back[1]]
         # ---- error stage ----
         if learning and pol.update_kind == UPDATE_HELD and t == pol.held_step:
             _held_update(net, st, pol, back)
-            for i in range(n_err):
-                st.err_wake[slot, i] = 0
+            learned = True
             for p in range(st.dtheta.shape[0]):
                 if not np.isfinite(st.dtheta[p]):
                     return STATUS_DIVERGED, step + 1
             rec.energy[step] = np.nan
         else:
-            for ii in range(n_err):
-                i = n_err - 1 - ii if pol.reverse else ii
-                lo = net.e_group_lo[i]
-                if i != lo:
-                    continue  # group members are handled by the group's first neuron
-                hi = net.e_group_hi[i]
-                wake = pol.all_active
-                for k in range(lo, hi):
-                    if st.err_wake[slot, k]:
-                        wake = True
-                    st.err_wake[slot, k] = 0
-                    if learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[k] == t:
-                        wake = True
-                if wake or T == pol.force_tick:
-                    if _error_unit(net, st, pol, rec, lo, hi, T, wake, back) == STATUS_BUFFER_FULL:
-                        status = STATUS_BUFFER_FULL
+            code, learned = _error_stage(net, st, pol, rec, T, back, ahead, scratch, scratch2)
+            if code == STATUS_BUFFER_FULL:
+                status = STATUS_BUFFER_FULL
             if learning:
-                e = _energy(st)
+                e = _energy(st.eps)
                 if t == 0:
                     rec.energy0[0] = e
                 rec.energy[step] = e
                 if not np.isfinite(e) or (rec.energy0[0] > 0 and e > pol.max_energy_ratio * rec.energy0[0]):
                     return STATUS_DIVERGED, step + 1
         # ---- value stage ----
-        if not (pol.last_error_only and step == pol.n_ticks - 1):
-            st.v_line[slot] = st.v_line[prev]
-            st.x_line[slot] = st.x_line[prev]
-            for jj in range(n_val):
-                j = n_val - 1 - jj if pol.reverse else jj
-                if st.val_wake[slot, j] or pol.all_active:
-                    st.val_wake[slot, j] = 0
-                    _value_neuron(net, st, pol, j, T, back)
+        if pol.last_error_only and step == pol.n_ticks - 1:
+            st.val_wake[slot] = 0
+            st.vg_marked[slot] = 0
         else:
-            for j in range(n_val):
-                st.val_wake[slot, j] = 0
-        _commit(net, st, T)
-        if pol.stop_when_quiet:
-            quiet = True
-            for d in range(D):
-                for i in range(n_err):
-                    if st.err_wake[d, i]:
-                        quiet = False
-                for j in range(n_val):
-                    if st.val_wake[d, j]:
-                        quiet = False
-            if quiet:
-                return STATUS_QUIET, step + 1
+            _value_stage(net, st, pol, back, ahead, scratch)
+        if learned:
+            _commit(net, st, ahead[1])
+        if pol.stop_when_quiet and _quiet(st):
+            return STATUS_QUIET, step + 1
     return status, pol.n_ticks
 
 

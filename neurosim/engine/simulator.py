@@ -116,6 +116,7 @@ class Simulator:
         p = init_params(graph, seed, self.dtype) if params is None else check_params(graph, params, self.dtype)
         self.theta = self.netlist.pack_params(p, self.dtype)
         self.state = allocate_state(self.netlist, 1, self.theta)
+        self.stale = True  # no neuron has computed from the current parameters yet
         self.tick = 0
         self.inputs = [v for v in self.netlist.vertices if graph.nodes[v]["op"] == "input"]
         self.outputs = output_vertices(graph)
@@ -129,6 +130,7 @@ class Simulator:
     def set_params(self, params: Mapping[str, np.ndarray]) -> None:
         """Replace every parameter (validated; see :func:`neurosim.params.check_params`)."""
         self.theta[:] = self.netlist.pack_params(check_params(self.graph, params, self.dtype), self.dtype)
+        self.stale = True
 
     # ---- presentations ----------------------------------------------------------
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
@@ -215,12 +217,16 @@ class Simulator:
         lanes = next(iter(batch.values())).shape[0]
         if self.state.v.shape[1] != lanes:
             self.state = allocate_state(self.netlist, lanes, self.theta)
+            self.stale = True
         for v, arr in batch.items():
             clamp_values(self.net, self.state, self._vertex_neurons(v), np.ascontiguousarray(arr.T), self.tick)
 
     def _prediction_phase(self, inputs: dict[str, np.ndarray]) -> None:
         """Clamp the inputs and relax until quiescent (clause S7): the forward pass."""
         self._clamp(inputs)
+        if self.stale:  # states not computed from the current parameters: everyone recomputes once
+            self.state.err_wake[self.tick % self.state.err_wake.shape[0], :] = 1
+            self.stale = False
         limit = (len(self.netlist.vertices) + 2) * (self.netlist.max_delay + 1) + 2
         pol = self._policy(MODE_PREDICT, n_ticks=limit, force_tick=self.tick, stop_when_quiet=True)
         status, done = run_ticks(self.net, self.state, pol, _recorders(self.state, 0, limit))
@@ -359,8 +365,8 @@ class Presentation:
         diverged = self.diverged_at is not None
         if diverged:
             sim.theta[:] = self.theta0
-            st.applied[:] = 0.0
-            st.dtheta[:] = 0.0
+            sim.state = allocate_state(net, st.v.shape[1], sim.theta)
+            sim.stale = True
         firings = np.concatenate(self.firings) if self.firings else np.zeros((0, 3), np.int64)
         rows = [(int(t), *net.where("error", int(i)), int(b)) for t, i, b in firings]
         rows.sort()
@@ -372,7 +378,7 @@ class Presentation:
                 if lo >= 0:
                     eps_trig[v] = self.eps_at_trigger[lo : lo + sim.graph.nodes[v]["size"]].T.copy()
         return LearnResult(
-            updates=net.unpack_params(st.applied),
+            updates=net.unpack_params(np.zeros_like(sim.theta) if diverged else st.applied),
             diverged=diverged,
             diverged_at=self.diverged_at,
             steps=self.done,

@@ -16,6 +16,9 @@ def net_arrays(net: Netlist) -> NetArrays:
         e_group_lo=net.e_group_lo, e_group_hi=net.e_group_hi,
         s_pre=net.s_pre, s_post=net.s_post, s_param=net.s_param, s_delay=net.s_delay,
         in_ptr=net.in_ptr, out_ptr=net.out_ptr, out_syn=net.out_syn, own_delay=net.own_delay,
+        vg_ptr=net.vg_ptr, vg_members=net.vg_members, e_vg_ptr=net.e_vg_ptr, e_vg=net.e_vg,
+        e_vg_delay=net.e_vg_delay, eg_ptr=net.eg_ptr, eg_members=net.eg_members, v_eg_ptr=net.v_eg_ptr,
+        v_eg=net.v_eg, v_eg_delay=net.v_eg_delay,
     )
 
 
@@ -36,6 +39,8 @@ def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
         mu_line=np.zeros((D, n_e, lanes), dtype), e_line=np.zeros((D, n_e, lanes), dtype),
         g_line=np.zeros((D, n_e, lanes), dtype),
         err_wake=np.zeros((D, n_e), np.uint8), val_wake=np.zeros((D, n_v), np.uint8),
+        eg_marked=np.zeros((D, len(net.eg_ptr) - 1), np.uint8),
+        vg_marked=np.zeros((D, len(net.vg_ptr) - 1), np.uint8),
         theta=theta, dtheta=np.zeros_like(theta), applied=np.zeros_like(theta),
         touched=np.zeros(n_e, np.uint8),
     )
