@@ -42,12 +42,14 @@ from neurosim.errors import ConfigError
 DEFAULT_MAX_ENERGY_RATIO = 1e12
 
 
-def _positive(name: str, value: float) -> None:
+def require_positive(name: str, value: float) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a positive finite number."""
     if not (isinstance(value, (int, float)) and value > 0 and value == value and value != float("inf")):
         raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
 
 
-def _count(name: str, value: int, minimum: int = 0) -> None:
+def require_count(name: str, value: int, minimum: int = 0) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an int ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
 
@@ -61,7 +63,7 @@ class Rule:
     name = "rule"
 
     def __post_init__(self) -> None:
-        _positive("alpha", self.alpha)
+        require_positive("alpha", self.alpha)
 
     def to_dict(self) -> dict:
         """The rule as a JSON-ready dict, with its name under ``"rule"``."""
@@ -86,8 +88,8 @@ class IL(Rule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("gamma", self.gamma)
-        _count("t_c", self.t_c)
+        require_positive("gamma", self.gamma)
+        require_count("t_c", self.t_c)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class ZIL(Rule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("gamma", self.gamma)
+        require_positive("gamma", self.gamma)
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,10 @@ class FaZIL(Rule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _count("t_d", self.t_d, 1)
+        require_count("t_d", self.t_d, 1)
         if self.ticks is not None:
-            _count("ticks", self.ticks, 1)
-        _positive("gamma", self.gamma)
+            require_count("ticks", self.ticks, 1)
+        require_positive("gamma", self.gamma)
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,8 @@ class StrictPC(Rule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("eta", self.eta)
-        _count("n", self.n, 1)
+        require_positive("eta", self.eta)
+        require_count("n", self.n, 1)
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,9 @@ class FixedPred(Rule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("eta", self.eta)
+        require_positive("eta", self.eta)
         if self.n is not None:
-            _count("n", self.n, 1)
+            require_count("n", self.n, 1)
 
 
 RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (BP, IL, ZIL, FaZIL, StrictPC, FixedPred)}

@@ -42,7 +42,7 @@ from neurosim.errors import ConfigError, DivergenceError
 from neurosim.graph import mlp
 from neurosim.params import init_params
 from neurosim.recording import RunDirectory, environment
-from neurosim.rules import Rule, _count, _positive, make_rule
+from neurosim.rules import Rule, make_rule, require_count, require_positive
 
 #: Epochs of the default run (``neurosim train``): Fa-Z-IL on digits, > 80% test accuracy.
 DEFAULT_EPOCHS = 100
@@ -94,13 +94,13 @@ class TrainConfig:
             raise ConfigError(f"hidden must be a list of layer widths, got {self.hidden!r}")
         self.hidden = tuple(self.hidden)
         for width in self.hidden:
-            _count("hidden layer width", width, 1)
-        _count("epochs", self.epochs, 1)
-        _count("batch", self.batch, 1)
-        _count("seed", self.seed, 0)
+            require_count("hidden layer width", width, 1)
+        require_count("epochs", self.epochs, 1)
+        require_count("batch", self.batch, 1)
+        require_count("seed", self.seed, 0)
         if self.limit is not None:
-            _count("limit", self.limit, 1)
-        _positive("lr", self.lr)
+            require_count("limit", self.limit, 1)
+        require_positive("lr", self.lr)
         if str(self.dtype) not in _DTYPES:
             raise ConfigError(f"dtype must be one of {list(_DTYPES)}, got {self.dtype!r}")
         for name in ("dataset", "rule", "activation", "convention", "loss"):

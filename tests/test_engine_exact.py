@@ -84,9 +84,9 @@ def test_fazil_fires_only_at_l_and_equals_backprop(depth, act, conv, bias, loss)
     g, p, x, y = _case(depth, act, conv, bias, loss, 2, seed=depth + 50)
     sim = Simulator(g, p)
     res = sim.learn(x, y, FaZIL(alpha=ALPHA, t_d=4))
-    assert res.late_firings == []
+    assert len(res.late_firings) == 0
     steps = {v: depth + 1 - int(v.removeprefix("layer")) for v in g if v != "input"}
-    assert all(t == steps[v] for t, v, _, _ in res.firings)
+    assert all(t == steps[v] for t, v, _, _ in res.named(res.firings))
     assert len(res.firings) == sim.netlist.n_error * 2  # every error neuron, every sample, once
     _check_equals_sgd(g, p, x, y, res)
 
@@ -99,11 +99,11 @@ def test_fazil_relu_late_firings_are_reproduced_and_reported(conv):
     ref = run_rule(g, p, x, y, rule)
     dense = [v for v in g if v != "input"]
     ref_rows = sorted((int(t), dense[int(k)], int(i), int(b)) for t, k, i, b in ref.firings)
-    assert res.firings == ref_rows  # which neurons fired, when, in which sample
+    assert res.named(res.firings) == ref_rows  # which neurons fired, when, in which sample
     for name in res.updates:
         assert rel_err(res.updates[name], ref.updates[name]) <= 1e-11
     late = [r for r in ref_rows if r[0] != 3 + 1 - int(r[1].removeprefix("layer"))]
-    assert res.late_firings == late
+    assert res.named(res.late_firings) == late
     if conv == "pre":
         # Song's phi as written: neurons whose true error is exactly 0 fire later, when
         # their prediction moves, and apply an update that is not backprop's

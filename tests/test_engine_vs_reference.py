@@ -78,7 +78,7 @@ def test_fixedpred_and_zil_and_fazil(act, conv, loss):
         ours = _compare(g, p, x, y, rule)
         ref = run_rule(g, p, x, y, rule)
         dense = [v for v in g if v != "input"]
-        assert ours.firings == sorted((int(t), dense[int(k)], int(i), int(b)) for t, k, i, b in ref.firings)
+        assert ours.named(ours.firings) == sorted((int(t), dense[int(k)], int(i), int(b)) for t, k, i, b in ref.firings)
 
 
 def test_float32_runs_and_stays_close():

@@ -63,10 +63,11 @@ class LearnResult:
 
     ``updates`` maps each parameter to the change applied (zeros if the run diverged);
     ``energy[t]`` is ``1/2 sum eps^2`` at learning step ``t`` (NaN at a held-error
-    update step, where no error is recomputed); ``firings`` lists phi's firings as
-    rows ``(step, vertex, position, lane)`` with the vertex's name, and
-    ``late_firings`` the ones at a step other than the vertex's Z-IL trigger;
-    ``eps_at_trigger`` gives each vertex's errors at its scheduled update (Z-IL, IL).
+    update step, where no error is recomputed); ``firings`` lists phi's firings as int
+    rows ``(step, vertex, position, lane)``, sorted, with ``vertex`` an index into
+    ``vertices``, and ``late_firings`` the ones at a step other than the vertex's Z-IL
+    trigger (:meth:`named` gives them with vertex names); ``eps_at_trigger`` gives each
+    vertex's errors at its scheduled update (Z-IL, IL).
     """
 
     updates: Params
@@ -74,9 +75,14 @@ class LearnResult:
     diverged_at: int | None
     steps: int
     energy: np.ndarray
-    firings: list[tuple[int, str, int, int]] = field(default_factory=list)
-    late_firings: list[tuple[int, str, int, int]] = field(default_factory=list)
+    vertices: list[str] = field(default_factory=list)
+    firings: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    late_firings: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     eps_at_trigger: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def named(self, rows: np.ndarray) -> list[tuple[int, str, int, int]]:
+        """Firing rows as ``(step, vertex name, position, lane)`` tuples."""
+        return [(int(t), self.vertices[int(k)], int(i), int(b)) for t, k, i, b in rows]
 
 
 class Simulator:
@@ -367,10 +373,12 @@ class Presentation:
             sim.theta[:] = self.theta0
             sim.state = allocate_state(net, st.v.shape[1], sim.theta)
             sim.stale = True
-        firings = np.concatenate(self.firings) if self.firings else np.zeros((0, 3), np.int64)
-        rows = [(int(t), *net.where("error", int(i)), int(b)) for t, i, b in firings]
-        rows.sort()
-        late = [r for r in rows if r[0] != int(net.e_trigger[net.error_neuron(r[1], r[2])])]
+        raw = np.concatenate(self.firings) if self.firings else np.zeros((0, 3), np.int64)
+        step, neuron, lane = raw[:, 0], raw[:, 1], raw[:, 2]
+        rows = np.column_stack([step, net.e_vertex[neuron], net.e_pos[neuron], lane]).astype(np.int64)
+        order = np.lexsort(rows.T[::-1])
+        rows = rows[order]
+        late = rows[step[order] != net.e_trigger[neuron[order]]]
         eps_trig = {}
         if self.kind == UPDATE_AT_TRIGGER:
             for k, v in enumerate(net.vertices):
@@ -383,6 +391,7 @@ class Presentation:
             diverged_at=self.diverged_at,
             steps=self.done,
             energy=np.concatenate(self.energy) if self.energy else np.zeros(0),
+            vertices=list(net.vertices),
             firings=rows,
             late_firings=late,
             eps_at_trigger=eps_trig,
