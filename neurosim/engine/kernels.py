@@ -16,6 +16,9 @@ import numpy as np
 MODE_PREDICT, MODE_LEARN = 0, 1
 UPDATE_NONE, UPDATE_AT_TRIGGER, UPDATE_PHI, UPDATE_HELD = 0, 1, 2, 3
 STATUS_OK, STATUS_DIVERGED, STATUS_QUIET, STATUS_BUFFER_FULL = 0, 1, 2, 3
+# why an error neuron woke: a synapse received a message or changed (its weighted input
+# must be recomputed), or only its own value neuron's belief changed
+WAKE_INPUT, WAKE_OWN = 1, 2
 
 
 class NetArrays(NamedTuple):
@@ -64,7 +67,8 @@ class StateArrays(NamedTuple):
     ``x_line`` (value neuron -> synapses to its children: ``v`` or ``act(v)``),
     ``mu_line`` and ``e_line`` (error neuron -> own value neuron: ``mu``, ``eps``),
     ``g_line`` (error neuron -> synapses to its parents: ``g``). Wake rings
-    ``err_wake``/``val_wake`` ``[slot, neuron]``: 1 when a message arrives then;
+    ``err_wake``/``val_wake`` ``[slot, neuron]``: nonzero when a message arrives then
+    (for error neurons, the bits WAKE_INPUT and WAKE_OWN say over which links);
     ``eg_marked``/``vg_marked`` ``[slot, group]``: the wake group is already woken then.
 
     Plasticity: ``theta`` (parameters), ``dtheta`` (changes computed this tick, applied

@@ -63,6 +63,8 @@ import numpy as np
 from neurosim.activations import act_scalar, dact_scalar
 from neurosim.compile.netlist import LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
 from neurosim.engine.kernels import (
+    WAKE_INPUT,
+    WAKE_OWN,
     MODE_LEARN,
     MODE_PREDICT,
     STATUS_BUFFER_FULL,
@@ -90,7 +92,7 @@ def _wake_group(
         return
     marked[slot, group] = 1
     for m in range(group_ptr[group], group_ptr[group + 1]):
-        wake[slot, members[m]] = 1
+        wake[slot, members[m]] |= WAKE_INPUT
 
 
 @numba.njit(cache=True, inline="always")
@@ -152,17 +154,21 @@ def _error_stage(
             continue  # members of a group are handled by its first neuron
         hi = net.e_group_hi[first]
         woken = pol.all_active
+        inputs_changed = pol.all_active
         for i in range(lo, hi):
             if st.err_wake[slot, i]:
                 woken = True
+                if st.err_wake[slot, i] & WAKE_INPUT:
+                    inputs_changed = True
             st.err_wake[slot, i] = 0
             if learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[i] == t:
                 woken = True  # the schedule (IL's t_c, Z-IL's t = l) is this rule's control signal
         forced = T == pol.force_tick
         if not (woken or forced):
             continue
-        # Phase A, part 1: weighted input and prediction (fixed predictions keep theirs).
-        if woken and not (learning and pol.fixed):
+        # Phase A, part 1: weighted input and prediction, recomputed only when a synapse
+        # received a message or changed (fixed predictions keep theirs).
+        if inputs_changed and not (learning and pol.fixed):
             for i in range(lo, hi):
                 b_idx = net.e_bias[i]
                 if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
@@ -316,7 +322,7 @@ def _value_stage(
             st.v_line[slot, j, b] = new_v[b]
             if send_forward:
                 st.x_line[slot, j, b] = act_scalar(net.v_out_act[j], new_v[b])
-        st.err_wake[ahead[net.own_delay[k]], k] = 1
+        st.err_wake[ahead[net.own_delay[k]], k] |= WAKE_OWN
         if send_forward:
             for q in range(net.v_eg_ptr[j], net.v_eg_ptr[j + 1]):
                 _wake_group(st.err_wake, st.eg_marked, net.eg_ptr, net.eg_members, net.v_eg[q], ahead[net.v_eg_delay[q]])
@@ -338,18 +344,31 @@ def _held_update(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray)
     st.eg_marked[slot] = 0
 
 
+@numba.njit(cache=True, inline="always")
+def _apply(st: StateArrays, p: int) -> None:
+    """Apply and clear the pending change of parameter ``p``."""
+    d = st.dtheta[p]
+    if d != 0.0:
+        st.theta[p] += d
+        st.applied[p] += d
+        st.dtheta[p] = 0.0
+
+
 @numba.njit(cache=True)
 def _commit(net: NetArrays, st: StateArrays, nxt: int) -> None:
-    """End of tick: apply ``dtheta`` and wake both ends of every changed synapse at ``nxt``."""
-    for p in range(st.theta.shape[0]):
-        if st.dtheta[p] != 0.0:
-            st.theta[p] += st.dtheta[p]
-            st.applied[p] += st.dtheta[p]
-            st.dtheta[p] = 0.0
+    """End of tick: apply ``dtheta`` and wake both ends of every changed synapse at ``nxt``.
+
+    Only the synapses of error neurons that learned this tick are visited; a parameter
+    shared by several of them is applied once (its ``dtheta`` is zeroed when applied).
+    """
     for i in range(st.touched.shape[0]):
         if st.touched[i]:
             st.touched[i] = 0
-            st.err_wake[nxt, i] = 1
+            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+                _apply(st, net.s_param[s])
+            if net.e_bias[i] >= 0:
+                _apply(st, net.e_bias[i])
+            st.err_wake[nxt, i] |= WAKE_INPUT
             for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
                 _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)
 
@@ -455,6 +474,6 @@ def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: n
                 st.x_line[d, j, b] = act_scalar(net.v_out_act[j], values[q, b])
         if changed:
             if net.v_err[j] >= 0:
-                st.err_wake[T % D, net.v_err[j]] = 1
+                st.err_wake[T % D, net.v_err[j]] |= WAKE_OWN
             for q2 in range(net.out_ptr[j], net.out_ptr[j + 1]):
-                st.err_wake[T % D, net.s_post[net.out_syn[q2]]] = 1
+                st.err_wake[T % D, net.s_post[net.out_syn[q2]]] |= WAKE_INPUT

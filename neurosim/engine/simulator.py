@@ -30,6 +30,8 @@ from neurosim.engine.kernels import (
     UPDATE_HELD,
     UPDATE_NONE,
     UPDATE_PHI,
+    WAKE_INPUT,
+    WAKE_OWN,
     Policy,
     Recorders,
 )
@@ -231,7 +233,7 @@ class Simulator:
         """Clamp the inputs and relax until quiescent (clause S7): the forward pass."""
         self._clamp(inputs)
         if self.stale:  # states not computed from the current parameters: everyone recomputes once
-            self.state.err_wake[self.tick % self.state.err_wake.shape[0], :] = 1
+            self.state.err_wake[self.tick % self.state.err_wake.shape[0], :] |= WAKE_INPUT
             self.stale = False
         limit = (len(self.netlist.vertices) + 2) * (self.netlist.max_delay + 1) + 2
         pol = self._policy(MODE_PREDICT, n_ticks=limit, force_tick=self.tick, stop_when_quiet=True)
@@ -294,7 +296,7 @@ class Presentation:
         for o in sim.outputs:  # the teacher's arrival is an event even where y == v already
             k = sim.netlist.vertices.index(o)
             lo = int(sim.netlist.vertex_lo_e[k])
-            st.err_wake[learn0 % st.err_wake.shape[0], lo : lo + sim.graph.nodes[o]["size"]] = 1
+            st.err_wake[learn0 % st.err_wake.shape[0], lo : lo + sim.graph.nodes[o]["size"]] |= WAKE_OWN
         self.total = n_ticks
         self.done = 0
         self.learn0 = learn0
