@@ -11,7 +11,7 @@ from neurosim.graph import mlp
 def test_same_graph_same_arrays():
     a = compile_graph(mlp([5, 3, 4], convention="pre", loss="ce"))
     b = compile_graph(mlp([5, 3, 4], convention="pre", loss="ce"))
-    for name in ("s_pre", "s_post", "s_param", "in_ptr", "out_ptr", "out_syn", "e_trigger", "v_out_act"):
+    for name in ("s_pre", "s_post", "synapse_params", "in_ptr", "out_ptr", "out_syn", "e_trigger", "v_out_act"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
@@ -23,10 +23,10 @@ def test_synapses_match_the_weight_layout():
         post_vertex, row = net.where("error", int(net.s_post[s]))
         pre_vertex, col = net.where("value", int(net.s_pre[s]))
         off, (n_out, n_in) = net.param_index[f"{post_vertex}.weight"]
-        assert net.s_param[s] == off + row * n_in + col
+        assert net.synapse_params[s] == off + row * n_in + col
     # CSR by target lists, for each error neuron, exactly the synapses ending there
     for i in range(net.n_error):
-        syn = net.in_syn[net.in_ptr[i] : net.in_ptr[i + 1]]
+        syn = range(net.in_ptr[i], net.in_ptr[i + 1])
         assert set(syn) == set(np.flatnonzero(net.s_post == i))
     for j in range(net.n_value):
         syn = net.out_syn[net.out_ptr[j] : net.out_ptr[j + 1]]

@@ -97,6 +97,6 @@ def test_light_cone_is_sensitive():
     j = twin.sim.netlist.value_neuron("layer1", 0)
     slot = (twin.sim.tick - 1) % twin.sim.state.v_line.shape[0]
     twin.sim.state.v_line[slot, j] += 0.5  # the message its error neuron will read
-    twin.sim.state.err_wake[twin.sim.tick % twin.sim.state.err_wake.shape[0], twin.sim.netlist.v_err[j]] = 1
+    twin.sim.state.err_wake_own[twin.sim.tick % twin.sim.state.v_line.shape[0], twin.sim.netlist.v_err[j]] = 1
     twin.advance(1)
     assert _others_equal(twin.sim.state, untouched.sim.state, twin.sim.netlist, "value", j) is not None

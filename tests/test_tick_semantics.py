@@ -60,7 +60,7 @@ def _brute_force(sim, pres, n_ticks):
             if net.e_bias[i] >= 0:
                 a[i] += theta[net.e_bias[i]]
             for s in np.flatnonzero(net.s_post == i):
-                a[i] += theta[net.s_param[s]] * hx[T - net.s_delay[s]][net.s_pre[s]]
+                a[i] += theta[net.synapse_params[s]] * hx[T - net.s_delay[s]][net.s_pre[s]]
         eps = np.zeros_like(a)
         g = np.zeros_like(a)
         for i in range(net.n_error):
@@ -77,7 +77,7 @@ def _brute_force(sim, pres, n_ticks):
             k = net.v_err[j]
             fb = np.zeros(v.shape[1])
             for s in np.flatnonzero(net.s_pre == j):
-                fb += theta[net.s_param[s]] * hg[T - net.s_delay[s] + 1][net.s_post[s]]
+                fb += theta[net.synapse_params[s]] * hg[T - net.s_delay[s] + 1][net.s_post[s]]
             code = int(net.v_out_act[j])
             name = [n for n, c in activations.ACTIVATIONS.items() if c == code][0]
             fb = activations.derivative(name, v[j]) * fb
@@ -133,8 +133,9 @@ def test_S5_silent_neurons_send_nothing():
     sim = Simulator(g, p)
     pres = sim.present(x, y, ZIL(alpha=0.1))
     pres.advance(1)
-    slot = sim.tick % sim.state.err_wake.shape[0]
-    woken = {sim.netlist.where("error", int(i))[0] for i in np.flatnonzero(sim.state.err_wake[slot])}
+    slot = sim.tick % sim.state.err_wake_in.shape[0]
+    flags = sim.state.err_wake_in[slot] | sim.state.err_wake_own[slot]
+    woken = {sim.netlist.where("error", int(i))[0] for i in np.flatnonzero(flags)}
     assert woken == {"layer3", "layer4"}  # own links of layer3, its children, layer4's changed weights
     # a second prediction of the same input after no learning: one onset tick, then silence
     sim2 = Simulator(g, p)

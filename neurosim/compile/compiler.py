@@ -29,6 +29,7 @@ from neurosim.graph.spec import param_shapes
 from neurosim.graph.validate import validate_graph
 
 Delays = int | Mapping[str, int] | np.ndarray
+MAX_DELAY = 1000  # ticks; the message lines hold max_delay + 1 slots per neuron
 
 
 def vertex_order(graph: nx.DiGraph) -> list[str]:
@@ -92,9 +93,10 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     shapes = param_shapes(graph)
     param_index: dict[str, tuple[int, tuple[int, ...]]] = {}
     offset = 0
-    for name, shape in shapes.items():
-        param_index[name] = (offset, shape)
-        offset += int(np.prod(shape))
+    # Weights first, in synapse order, so that synapse s reads theta[s]; biases after.
+    for name in sorted(shapes, key=lambda n: not n.endswith(".weight")):
+        param_index[name] = (offset, shapes[name])
+        offset += int(np.prod(shapes[name]))
 
     pre_list, post_list, param_list, delay_list = [], [], [], []
     for k, v in enumerate(order):
@@ -139,17 +141,18 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         pre_list.append(lo_v[p] + cols)
         post_list.append(lo_e[k] + rows)
         param_list.append(w_off + rows * n_in + cols)
-        delay_list.append(np.full(size * n_in, _vertex_delay(delays, v), dtype=np.int32))
+        delay_list.append(np.full(size * n_in, _vertex_delay(delays, v), dtype=np.int16))
 
     s_pre = np.concatenate(pre_list).astype(np.int32) if pre_list else np.zeros(0, np.int32)
     s_post = np.concatenate(post_list).astype(np.int32) if post_list else np.zeros(0, np.int32)
-    s_param = np.concatenate(param_list).astype(np.int64) if param_list else np.zeros(0, np.int64)
-    s_delay = np.concatenate(delay_list) if delay_list else np.zeros(0, np.int32)
+    s_param = np.concatenate(param_list).astype(np.int32) if param_list else np.zeros(0, np.int32)
+    if np.array_equal(s_param, np.arange(len(s_param))):
+        s_param = np.zeros(0, np.int32)  # no sharing: synapse s reads theta[s]
+    s_delay = np.concatenate(delay_list) if delay_list else np.zeros(0, np.int16)
     if isinstance(delays, np.ndarray):
         s_delay = _check_delay_array(delays, len(s_pre))
 
-    # Synapses were created grouped by their target: CSR by target is the identity order.
-    in_syn = np.arange(len(s_pre), dtype=np.int32)
+    # Synapses were created grouped by their target: CSR by target needs no index array.
     in_ptr = np.zeros(n_e + 1, np.int64)
     np.add.at(in_ptr, s_post.astype(np.int64) + 1, 1)
     in_ptr = np.cumsum(in_ptr)
@@ -158,7 +161,7 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     np.add.at(out_ptr, s_pre.astype(np.int64) + 1, 1)
     out_ptr = np.cumsum(out_ptr)
 
-    e_wake = receiver_groups(in_ptr, in_syn, s_pre, s_delay)
+    e_wake = receiver_groups(in_ptr, np.arange(len(s_pre)), s_pre, s_delay)
     v_wake = receiver_groups(out_ptr, out_syn, s_post, s_delay)
     if isinstance(own_delay, bool) or not isinstance(own_delay, (int, np.integer)) or own_delay < 1:
         raise ConfigError(f"own_delay must be an int >= 1 tick, got {own_delay!r}")
@@ -167,8 +170,8 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         v_vertex=v_vertex, v_pos=v_pos, v_role=v_role, v_out_act=v_out_act, v_err=v_err,
         e_vertex=e_vertex, e_pos=e_pos, e_value=e_value, e_act=e_act, e_loss=e_loss, e_bias=e_bias,
         e_group_lo=e_group_lo, e_group_hi=e_group_hi, e_trigger=e_trigger,
-        s_pre=s_pre, s_post=s_post, s_param=s_param, s_delay=s_delay.astype(np.int32),
-        in_ptr=in_ptr, in_syn=in_syn, out_ptr=out_ptr, out_syn=out_syn,
+        s_pre=s_pre, s_post=s_post, s_param=s_param, s_delay=s_delay,
+        in_ptr=in_ptr, out_ptr=out_ptr, out_syn=out_syn,
         own_delay=np.full(n_e, int(own_delay), np.int32),
         n_params=offset, param_index=param_index,
         vg_ptr=e_wake[0], vg_members=e_wake[1], e_vg_ptr=e_wake[2], e_vg=e_wake[3], e_vg_delay=e_wake[4],
@@ -217,13 +220,17 @@ def _vertex_delay(delays: Delays, vertex: str) -> int:
         d = delays.get(vertex, 1)
     else:
         d = delays
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-        raise ConfigError(f"the delay of the synapses into vertex {vertex!r} is {d!r}; delays are ints >= 1 tick")
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 1 <= d <= MAX_DELAY:
+        raise ConfigError(
+            f"the delay of the synapses into vertex {vertex!r} is {d!r}; delays are ints from 1 to {MAX_DELAY} ticks"
+        )
     return int(d)
 
 
 def _check_delay_array(delays: np.ndarray, n: int) -> np.ndarray:
     d = np.asarray(delays)
-    if d.shape != (n,) or not np.issubdtype(d.dtype, np.integer) or (n and d.min() < 1):
-        raise ConfigError(f"a per-synapse delay array must hold {n} ints >= 1, got shape {d.shape} dtype {d.dtype}")
-    return d.astype(np.int32)
+    if d.shape != (n,) or not np.issubdtype(d.dtype, np.integer) or (n and (d.min() < 1 or d.max() > MAX_DELAY)):
+        raise ConfigError(
+            f"a per-synapse delay array must hold {n} ints from 1 to {MAX_DELAY}, got shape {d.shape} dtype {d.dtype}"
+        )
+    return d.astype(np.int16)

@@ -3,13 +3,14 @@
 A compiled model holds no Python objects per neuron. Each *value neuron* ``j`` and
 each *error neuron* ``i`` is one row of the arrays below; each *synapse* ``s`` connects
 a presynaptic value neuron ``s_pre[s]`` to a postsynaptic error neuron ``s_post[s]`` and
-reads its weight from the flat parameter vector, ``theta[s_param[s]]`` (several
-synapses may share one entry: that is weight sharing, the one non-local step).
+reads its weight from the flat parameter vector: ``theta[s]`` (weights are laid out
+in synapse order), or ``theta[s_param[s]]`` when ``s_param`` is not empty (several
+synapses may then share one entry: that is weight sharing, the one non-local step).
 
 Value neuron ``j`` and error neuron ``v_err[j]`` form a pair (Song et al. 2020, Fig. 1);
 the pair talks over a private link with delay ``own_delay`` in both directions.
-Synapses are stored by target (``in_ptr``/``in_syn``: the synapses arriving at an
-error neuron) and by source (``out_ptr``/``out_syn``: the synapses leaving a value
+Synapses are stored by target (synapses ``in_ptr[i]..in_ptr[i+1]`` arrive at error
+neuron ``i``) and by source (``out_ptr``/``out_syn``: the synapses leaving a value
 neuron), each with an integer delay of at least one tick. *Wake groups* list, for
 every neuron, the sets of neurons its messages reach (one set per delay), shared
 between neurons that reach the same set, so that a tick wakes each set once.
@@ -68,7 +69,6 @@ class Netlist:
     s_param: np.ndarray
     s_delay: np.ndarray
     in_ptr: np.ndarray
-    in_syn: np.ndarray
     out_ptr: np.ndarray
     out_syn: np.ndarray
     own_delay: np.ndarray  # delay of the pair link, per error neuron
@@ -102,6 +102,16 @@ class Netlist:
     def n_synapses(self) -> int:
         """Number of synapses."""
         return len(self.s_pre)
+
+    @property
+    def synapse_params(self) -> np.ndarray:
+        """Index in ``theta`` of every synapse's weight."""
+        return self.s_param if len(self.s_param) else np.arange(self.n_synapses)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the netlist's arrays."""
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
     @property
     def max_delay(self) -> int:

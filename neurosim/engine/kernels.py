@@ -16,9 +16,7 @@ import numpy as np
 MODE_PREDICT, MODE_LEARN = 0, 1
 UPDATE_NONE, UPDATE_AT_TRIGGER, UPDATE_PHI, UPDATE_HELD = 0, 1, 2, 3
 STATUS_OK, STATUS_DIVERGED, STATUS_QUIET, STATUS_BUFFER_FULL = 0, 1, 2, 3
-# why an error neuron woke: a synapse received a message or changed (its weighted input
-# must be recomputed), or only its own value neuron's belief changed
-WAKE_INPUT, WAKE_OWN = 1, 2
+
 
 
 class NetArrays(NamedTuple):
@@ -67,13 +65,16 @@ class StateArrays(NamedTuple):
     ``x_line`` (value neuron -> synapses to its children: ``v`` or ``act(v)``),
     ``mu_line`` and ``e_line`` (error neuron -> own value neuron: ``mu``, ``eps``),
     ``g_line`` (error neuron -> synapses to its parents: ``g``). Wake rings
-    ``err_wake``/``val_wake`` ``[slot, neuron]``: nonzero when a message arrives then
-    (for error neurons, the bits WAKE_INPUT and WAKE_OWN say over which links);
-    ``eg_marked``/``vg_marked`` ``[slot, group]``: the wake group is already woken then.
+    ``[slot, neuron]``, 1 when a message arrives then: ``err_wake_in`` (over a synapse,
+    or a synapse changed: the weighted input must be recomputed), ``err_wake_own``
+    (from the neuron's own value neuron), ``val_wake``; ``eg_marked``/``vg_marked``
+    ``[slot, group]``: the wake group is already woken then.
 
-    Plasticity: ``theta`` (parameters), ``dtheta`` (changes computed this tick, applied
-    at its end), ``applied`` (sum of applied changes), ``touched`` (error neurons whose
-    synapses changed this tick).
+    Plasticity: ``theta`` (parameters), ``applied`` (sum of the changes applied during
+    the presentation), ``pending`` (per error neuron and lane, the ``g`` it learns with
+    at the end of this tick, 0 where it does not), ``learning`` (error neurons that
+    learn this tick), ``fired`` (phi's firings this tick). ``v_next`` is each value
+    neuron's scratch row for its new belief.
     """
 
     v: np.ndarray
@@ -88,14 +89,17 @@ class StateArrays(NamedTuple):
     mu_line: np.ndarray
     e_line: np.ndarray
     g_line: np.ndarray
-    err_wake: np.ndarray
+    err_wake_in: np.ndarray
+    err_wake_own: np.ndarray
     val_wake: np.ndarray
     eg_marked: np.ndarray
     vg_marked: np.ndarray
     theta: np.ndarray
-    dtheta: np.ndarray
     applied: np.ndarray
-    touched: np.ndarray
+    pending: np.ndarray
+    learning: np.ndarray
+    fired: np.ndarray
+    v_next: np.ndarray
 
 
 class Policy(NamedTuple):
@@ -110,7 +114,8 @@ class Policy(NamedTuple):
     ``force_tick`` (tick at which every error neuron emits: stimulus onset),
     ``stop_when_quiet``, ``all_active`` (compute every neuron every tick: a check of
     event-driven skipping), ``reverse`` (visit neurons in reverse order: a check of
-    synchrony), ``max_energy_ratio``.
+    synchrony), ``max_energy_ratio``, ``blocks`` (how many contiguous blocks of neurons
+    the stages are split into, run in parallel; the result does not depend on it).
     """
 
     mode: int
@@ -130,6 +135,7 @@ class Policy(NamedTuple):
     all_active: bool
     reverse: bool
     max_energy_ratio: float
+    blocks: int
 
 
 class Recorders(NamedTuple):

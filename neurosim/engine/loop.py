@@ -32,12 +32,13 @@ S4. **Who computes.** A neuron computes in a stage when a message arrived for it
     would give the same bits (``Policy.all_active`` checks this).
 S5. **Silence.** A neuron whose output did not change (in any lane of the
     mini-batch) emits nothing.
-S6. **Plasticity.** Weight changes are computed in the error stage from the same
-    state ``t`` as the inference change, accumulated in ``dtheta``, and applied at
-    the *end* of the tick: inference in tick ``T`` uses the weights from before the
-    tick's updates. A synapse's change reads only what arrived at it: the signal
-    ``x`` it received and its error neuron's ``g``. A changed synapse wakes both of
-    its ends for the next tick.
+S6. **Plasticity.** The error stage decides, from the same state ``t`` as the
+    inference change, which error neurons learn and with which ``g`` (per lane);
+    the synapses change at the *end* of the tick, ``w_s += alpha sum_b g_b x_sb``:
+    inference in tick ``T`` uses the weights from before the tick's updates. A
+    synapse's change reads only what arrived at it: the signal ``x`` it received (the
+    same slot the error stage read; the value stage writes only slot ``T``) and its
+    error neuron's ``g``. A changed synapse wakes both of its ends for the next tick.
 S7. **Phases of a presentation.** *Prediction*: the inputs are clamped (a changed
     input wakes the error neurons it feeds), the stimulus onset makes every error
     neuron emit once (recomputing only if woken), and each value neuron adopts the
@@ -53,6 +54,13 @@ S8. **Divergence.** After each learning error stage the energy
 
 Softmax cross-entropy outputs are the one lateral exchange: the error neurons of a
 ``ce`` output form a group that computes ``softmax(mu)`` together in the same stage.
+
+Parallel delivery. Each stage runs in parallel over contiguous blocks of its
+neurons, one block per thread, partitioned by target: a neuron writes only its own
+state, its own line slot and wake flags, which are set to 1 and never read within
+the stage (a ``ce`` group is handled by the block of its first neuron). Observers (energy,
+the phi record) are computed serially in neuron order. So the result does not depend
+on the number of threads, bit for bit (``tests/test_parallel.py``).
 """
 
 from __future__ import annotations
@@ -63,10 +71,7 @@ import numpy as np
 from neurosim.activations import act_scalar, dact_scalar
 from neurosim.compile.netlist import LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
 from neurosim.engine.kernels import (
-    WAKE_INPUT,
-    WAKE_OWN,
     MODE_LEARN,
-    MODE_PREDICT,
     STATUS_BUFFER_FULL,
     STATUS_DIVERGED,
     STATUS_OK,
@@ -81,6 +86,8 @@ from neurosim.engine.kernels import (
 )
 
 _FEW_LANES = 2  # up to this many samples, sums run lane by lane
+# A synapse s reads theta[s], or theta[s_param[s]] when weights are shared; the kernels
+# test ``shared`` once per block, outside their loops, so that LLVM can unswitch them.
 
 
 @numba.njit(cache=True, inline="always")
@@ -92,63 +99,42 @@ def _wake_group(
         return
     marked[slot, group] = 1
     for m in range(group_ptr[group], group_ptr[group + 1]):
-        wake[slot, members[m]] |= WAKE_INPUT
+        wake[slot, members[m]] = 1
 
 
-@numba.njit(cache=True, inline="always")
-def _accumulate(
-    in_ptr: np.ndarray, s_param: np.ndarray, s_delay: np.ndarray, s_pre: np.ndarray, e_bias: np.ndarray,
-    x_line: np.ndarray, dtheta: np.ndarray, alpha: float, i: int, gated_g: np.ndarray, back: np.ndarray,
-) -> None:
-    """Plasticity of the synapses into error neuron ``i``: ``dtheta_s += alpha * sum_b gated_g_b x_sb``.
-
-    ``gated_g`` is the neuron's ``g`` in the lanes where the rule lets it learn this
-    tick (all lanes for a scheduled update, the lanes where phi fired for Fa-Z-IL) and
-    0 elsewhere; ``x_sb`` is the signal synapse ``s`` received (``back[d]`` is the slot
-    of tick ``T - d``). Bias: ``alpha * sum_b gated_g_b``.
-    """
-    B = gated_g.shape[0]
-    for s in range(in_ptr[i], in_ptr[i + 1]):
-        src_slot = back[s_delay[s]]
-        pre = s_pre[s]
-        acc = 0.0
-        for b in range(B):
-            acc += gated_g[b] * x_line[src_slot, pre, b]
-        dtheta[s_param[s]] += alpha * acc
-    if e_bias[i] >= 0:
-        acc = 0.0
-        for b in range(B):
-            acc += gated_g[b]
-        dtheta[e_bias[i]] += alpha * acc
+@numba.njit(cache=True, parallel=True)
+def _error_stage(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
+                 back: np.ndarray, ahead: np.ndarray) -> None:
+    """The error stage of tick ``T``, in parallel over ``pol.blocks`` blocks of error neurons."""
+    n, chunks = st.eps.shape[0], pol.blocks
+    for c in numba.prange(chunks):
+        _error_block(net, st, pol, rec, T, back, ahead, c * n // chunks, (c + 1) * n // chunks)
 
 
 @numba.njit(cache=True)
-def _error_stage(
-    net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
-    back: np.ndarray, ahead: np.ndarray, gate: np.ndarray, lanes: np.ndarray,
-) -> tuple[int, bool]:
-    """The error stage of tick ``T``: every error unit that woke computes (clauses S2-S6).
+def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
+                 back: np.ndarray, ahead: np.ndarray, start: int, stop: int) -> None:
+    """The error stage of tick ``T`` for the units starting in ``start..stop-1`` (S2-S6).
 
     A unit is one error neuron, or the error neurons of a ``ce`` output (the lateral
-    softmax exchange). Error neuron ``i`` reads its synapses' ``theta``, the signal each
+    softmax exchange). Error neuron ``i`` reads its synapses' weights, the signal each
     synapse received (``x_line`` at ``T - d_s``), its own value neuron's belief
     (``v_line`` at ``T - d_own``) and its own state; it writes its own state, its
-    lines at slot ``T``, the wake flags of the receivers of what it emits, and the
-    ``dtheta`` of its own synapses. A unit that did not wake but must emit (the
-    stimulus onset) keeps ``a`` and ``mu``: nothing they depend on changed (S4).
-    Returns ``(status, learned)``: STATUS_BUFFER_FULL if the phi record overflowed,
-    and whether any synapse changed.
+    lines at slot ``T``, the wake flags of the receivers of what it emits, and, when
+    it learns, its ``pending`` g (applied to its synapses at the end of the tick). Its
+    weighted input is recomputed only when a synapse received a message or changed
+    (``err_wake_in``); a unit that did not wake but must emit (the stimulus onset)
+    keeps ``a`` and ``mu``: nothing they depend on changed (S4). ``back[d]`` and
+    ``ahead[d]`` are the slots of ticks ``T - d`` and ``T + d``.
     """
-    D = st.err_wake.shape[0]
     B = st.eps.shape[1]
-    n_err = st.eps.shape[0]
     slot = back[0]
     t = T - pol.learn_tick0
     learning = pol.mode == MODE_LEARN
-    status = STATUS_OK
-    learned = False
-    for ii in range(n_err):
-        first = n_err - 1 - ii if pol.reverse else ii
+    forced = T == pol.force_tick
+    shared, s_param, theta, x_line = net.s_param.shape[0] > 0, net.s_param, st.theta, st.x_line
+    for k in range(stop - start):
+        first = stop - 1 - k if pol.reverse else start + k
         lo = net.e_group_lo[first]
         if first != lo:
             continue  # members of a group are handled by its first neuron
@@ -156,18 +142,18 @@ def _error_stage(
         woken = pol.all_active
         inputs_changed = pol.all_active
         for i in range(lo, hi):
-            if st.err_wake[slot, i]:
+            if st.err_wake_in[slot, i]:
                 woken = True
-                if st.err_wake[slot, i] & WAKE_INPUT:
-                    inputs_changed = True
-            st.err_wake[slot, i] = 0
+                inputs_changed = True
+            if st.err_wake_own[slot, i]:
+                woken = True
+            st.err_wake_in[slot, i] = 0
+            st.err_wake_own[slot, i] = 0
             if learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[i] == t:
                 woken = True  # the schedule (IL's t_c, Z-IL's t = l) is this rule's control signal
-        forced = T == pol.force_tick
         if not (woken or forced):
             continue
-        # Phase A, part 1: weighted input and prediction, recomputed only when a synapse
-        # received a message or changed (fixed predictions keep theirs).
+        # Phase A, part 1: weighted input and prediction (fixed predictions keep theirs).
         if inputs_changed and not (learning and pol.fixed):
             for i in range(lo, hi):
                 b_idx = net.e_bias[i]
@@ -175,27 +161,25 @@ def _error_stage(
                     for b in range(B):
                         acc = st.theta[b_idx] if b_idx >= 0 else 0.0
                         for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                            acc += st.theta[net.s_param[s]] * st.x_line[back[net.s_delay[s]], net.s_pre[s], b]
+                            acc += theta[s_param[s] if shared else s] * x_line[back[net.s_delay[s]], net.s_pre[s], b]
                         st.a[i, b] = acc
                 else:  # lanes inside: one pass over the synapses, contiguous lanes
                     for b in range(B):
-                        lanes[b] = st.theta[b_idx] if b_idx >= 0 else 0.0
+                        st.a[i, b] = st.theta[b_idx] if b_idx >= 0 else 0.0
                     for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                        w = st.theta[net.s_param[s]]
-                        src = st.x_line[back[net.s_delay[s]], net.s_pre[s]]
+                        w = theta[s_param[s] if shared else s]
+                        src = x_line[back[net.s_delay[s]], net.s_pre[s]]
                         for b in range(B):
-                            lanes[b] += w * src[b]
-                    for b in range(B):
-                        st.a[i, b] = lanes[b]
+                            st.a[i, b] += w * src[b]
                 for b in range(B):
                     st.mu[i, b] = act_scalar(net.e_act[i], st.a[i, b])
-        # Phase A, part 2: errors and phi; phase B: commit, emit, plasticity.
+        # Phase A, part 2: errors and phi; phase B: commit, emit, decide to learn.
         for i in range(lo, hi):
             own = net.e_value[i]
             vin_slot = back[net.own_delay[i]]
             eps_changed = False
             g_changed = False
-            gate_any = False
+            learns = False
             scheduled = learning and pol.update_kind == UPDATE_AT_TRIGGER and pol.trigger[i] == t
             for b in range(B):
                 if learning and net.e_loss[i] == LOSS_CE:
@@ -219,18 +203,12 @@ def _error_stage(
                     g_changed = True
                 st.eps[i, b] = new_eps
                 st.g[i, b] = new_g
-                gate[b] = new_g if scheduled else 0.0
+                st.pending[i, b] = new_g if scheduled else 0.0
                 if learning and pol.update_kind == UPDATE_PHI and phi:
-                    gate[b] = new_g
-                    gate_any = True
-                    n = rec.n_firings[0]
-                    if n < rec.firings.shape[0]:
-                        rec.firings[n, 0] = t
-                        rec.firings[n, 1] = i
-                        rec.firings[n, 2] = b
-                        rec.n_firings[0] = n + 1
-                    else:
-                        status = STATUS_BUFFER_FULL
+                    st.pending[i, b] = new_g
+                    st.fired[i, b] = 1
+                    learns = True
+            learns = learns or scheduled
             mu_changed = False
             for b in range(B):
                 if st.mu_line[slot, i, b] != st.mu[i, b]:
@@ -249,20 +227,24 @@ def _error_stage(
             if scheduled:
                 for b in range(B):
                     rec.eps_at_trigger[i, b] = st.eps[i, b]
-            if scheduled or gate_any:
-                _accumulate(net.in_ptr, net.s_param, net.s_delay, net.s_pre, net.e_bias,
-                            st.x_line, st.dtheta, pol.alpha, i, gate, back)
-                st.touched[i] = 1
-                learned = True
-    st.eg_marked[slot] = 0  # this slot's arrivals at error neurons are consumed
-    return status, learned
+            if learns:
+                st.learning[i] = 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _value_stage(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
+    """The value stage of the tick, in parallel over ``pol.blocks`` blocks of value neurons."""
+    st.v_line[back[0]] = st.v_line[back[1]]
+    st.x_line[back[0]] = st.x_line[back[1]]
+    n, chunks = st.v.shape[0], pol.blocks
+    for c in numba.prange(chunks):
+        _value_block(net, st, pol, back, ahead, c * n // chunks, (c + 1) * n // chunks)
 
 
 @numba.njit(cache=True)
-def _value_stage(
-    net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray, new_v: np.ndarray
-) -> None:
-    """The value stage of the tick: every free value neuron that woke computes (S2-S5, S7).
+def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray,
+                 start: int, stop: int) -> None:
+    """The value stage of the tick for value neurons ``start..stop-1`` (S2-S5, S7).
 
     Value neuron ``j`` reads its own belief ``v`` (``vhat`` for fixed predictions), its
     error neuron's ``mu``/``eps`` (emitted at ``T - d_own + 1``) and the ``g`` arriving
@@ -271,14 +253,12 @@ def _value_stage(
     Predicting, it adopts ``mu``; learning, ``v += gamma (-eps + act'(v) sum_s w_s g_s)``.
     """
     B = st.v.shape[1]
-    n_val = st.v.shape[0]
     slot = back[0]
     learning = pol.mode == MODE_LEARN
     send_forward = not (learning and pol.fixed)  # fixed predictions: children do not listen
-    st.v_line[slot] = st.v_line[back[1]]
-    st.x_line[slot] = st.x_line[back[1]]
-    for jj in range(n_val):
-        j = n_val - 1 - jj if pol.reverse else jj
+    shared, s_param, theta, g_line = net.s_param.shape[0] > 0, net.s_param, st.theta, st.g_line
+    for k in range(stop - start):
+        j = stop - 1 - k if pol.reverse else start + k
         if not (st.val_wake[slot, j] or pol.all_active):
             continue
         st.val_wake[slot, j] = 0
@@ -287,6 +267,7 @@ def _value_stage(
             continue  # clamped
         k = net.v_err[j]
         rslot = back[net.own_delay[k] - 1]
+        new_v = st.v_next[j]
         if not learning:
             for b in range(B):
                 new_v[b] = st.mu_line[rslot, k, b]
@@ -296,15 +277,15 @@ def _value_stage(
                     acc = 0.0
                     for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
                         s = net.out_syn[q]
-                        acc += st.theta[net.s_param[s]] * st.g_line[back[net.s_delay[s] - 1], net.s_post[s], b]
+                        acc += theta[s_param[s] if shared else s] * g_line[back[net.s_delay[s] - 1], net.s_post[s], b]
                     new_v[b] = acc
             else:
                 for b in range(B):
                     new_v[b] = 0.0
                 for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
                     s = net.out_syn[q]
-                    w = st.theta[net.s_param[s]]
-                    src = st.g_line[back[net.s_delay[s] - 1], net.s_post[s]]
+                    w = theta[s_param[s] if shared else s]
+                    src = g_line[back[net.s_delay[s] - 1], net.s_post[s]]
                     for b in range(B):
                         new_v[b] += w * src[b]
             for b in range(B):
@@ -322,60 +303,95 @@ def _value_stage(
             st.v_line[slot, j, b] = new_v[b]
             if send_forward:
                 st.x_line[slot, j, b] = act_scalar(net.v_out_act[j], new_v[b])
-        st.err_wake[ahead[net.own_delay[k]], k] |= WAKE_OWN
+        st.err_wake_own[ahead[net.own_delay[k]], k] = 1
         if send_forward:
             for q in range(net.v_eg_ptr[j], net.v_eg_ptr[j + 1]):
-                _wake_group(st.err_wake, st.eg_marked, net.eg_ptr, net.eg_members, net.v_eg[q], ahead[net.v_eg_delay[q]])
+                _wake_group(st.err_wake_in, st.eg_marked, net.eg_ptr, net.eg_members,
+                            net.v_eg[q], ahead[net.v_eg_delay[q]])
         if learning:
             st.val_wake[ahead[1], j] = 1  # not at rest: keeps integrating
-    st.vg_marked[slot] = 0  # this slot's arrivals at value neurons are consumed
 
 
-@numba.njit(cache=True)
-def _held_update(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) -> None:
-    """End of relaxation (Strict PC, FixedPred): every error neuron's synapses change
-    from its held ``g`` (state ``n-1``) and the signals they receive now (state ``n``)."""
-    slot = back[0]
-    for i in range(st.eps.shape[0]):
-        st.err_wake[slot, i] = 0
-        _accumulate(net.in_ptr, net.s_param, net.s_delay, net.s_pre, net.e_bias,
-                    st.x_line, st.dtheta, pol.alpha, i, st.g[i], back)
-        st.touched[i] = 1
-    st.eg_marked[slot] = 0
-
-
-@numba.njit(cache=True, inline="always")
-def _apply(st: StateArrays, p: int) -> None:
-    """Apply and clear the pending change of parameter ``p``."""
-    d = st.dtheta[p]
-    if d != 0.0:
-        st.theta[p] += d
-        st.applied[p] += d
-        st.dtheta[p] = 0.0
-
-
-@numba.njit(cache=True)
-def _commit(net: NetArrays, st: StateArrays, nxt: int) -> None:
-    """End of tick: apply ``dtheta`` and wake both ends of every changed synapse at ``nxt``.
-
-    Only the synapses of error neurons that learned this tick are visited; a parameter
-    shared by several of them is applied once (its ``dtheta`` is zeroed when applied).
-    """
-    for i in range(st.touched.shape[0]):
-        if st.touched[i]:
-            st.touched[i] = 0
+@numba.njit(cache=True, parallel=True)
+def _commit(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int, chunks: int) -> bool:
+    """End of tick (S6): every synapse of an error neuron that learned changes by
+    ``alpha * sum_b pending_b x_sb``, its bias by ``alpha * sum_b pending_b``; both ends
+    are woken at ``nxt``. Parallel over blocks of error neurons, each owning its
+    synapses (no weight sharing yet). Returns False if a change is not finite."""
+    n = st.learning.shape[0]
+    for c in numba.prange(chunks):
+        _commit_block(net, st, alpha, back, nxt, c * n // chunks, (c + 1) * n // chunks)
+    finite = True
+    shared, s_param = net.s_param.shape[0] > 0, net.s_param
+    for i in range(st.learning.shape[0]):
+        if st.learning[i]:
+            st.learning[i] = 0
             for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                _apply(st, net.s_param[s])
-            if net.e_bias[i] >= 0:
-                _apply(st, net.e_bias[i])
-            st.err_wake[nxt, i] |= WAKE_INPUT
-            for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
-                _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)
+                if not np.isfinite(st.theta[s_param[s] if shared else s]):
+                    finite = False
+    return finite
+
+
+@numba.njit(cache=True)
+def _commit_block(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int,
+                  start: int, stop: int) -> None:
+    """The end-of-tick plasticity of the error neurons ``start..stop-1``."""
+    B = st.pending.shape[1]
+    shared, s_param = net.s_param.shape[0] > 0, net.s_param
+    for i in range(start, stop):
+        if not st.learning[i]:
+            continue
+        for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+            src_slot = back[net.s_delay[s]]
+            pre = net.s_pre[s]
+            acc = 0.0
+            for b in range(B):
+                acc += st.pending[i, b] * st.x_line[src_slot, pre, b]
+            d = alpha * acc
+            p = s_param[s] if shared else s
+            st.theta[p] += d
+            st.applied[p] += d
+        if net.e_bias[i] >= 0:
+            acc = 0.0
+            for b in range(B):
+                acc += st.pending[i, b]
+            st.theta[net.e_bias[i]] += alpha * acc
+            st.applied[net.e_bias[i]] += alpha * acc
+        st.err_wake_in[nxt, i] = 1
+        for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
+            _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)
+
+
+@numba.njit(cache=True)
+def _record_firings(st: StateArrays, rec: Recorders, t: int) -> int:
+    """Copy this tick's phi firings into the record, in neuron then lane order (serial)."""
+    status = STATUS_OK
+    for i in range(st.fired.shape[0]):
+        for b in range(st.fired.shape[1]):
+            if st.fired[i, b]:
+                st.fired[i, b] = 0
+                n = rec.n_firings[0]
+                if n < rec.firings.shape[0]:
+                    rec.firings[n, 0] = t
+                    rec.firings[n, 1] = i
+                    rec.firings[n, 2] = b
+                    rec.n_firings[0] = n + 1
+                else:
+                    status = STATUS_BUFFER_FULL
+    return status
+
+
+@numba.njit(cache=True)
+def _any(flags: np.ndarray) -> bool:
+    for k in range(flags.shape[0]):
+        if flags[k]:
+            return True
+    return False
 
 
 @numba.njit(cache=True)
 def _energy(eps: np.ndarray) -> float:
-    """``1/2 sum eps^2`` over every error neuron and lane (an observer's quantity)."""
+    """``1/2 sum eps^2`` over every error neuron and lane, in a fixed order (an observer's quantity)."""
     e = 0.0
     for i in range(eps.shape[0]):
         for b in range(eps.shape[1]):
@@ -386,9 +402,9 @@ def _energy(eps: np.ndarray) -> float:
 @numba.njit(cache=True)
 def _quiet(st: StateArrays) -> bool:
     """No message in flight: every wake ring is empty."""
-    for d in range(st.err_wake.shape[0]):
-        for i in range(st.err_wake.shape[1]):
-            if st.err_wake[d, i]:
+    for d in range(st.err_wake_in.shape[0]):
+        for i in range(st.err_wake_in.shape[1]):
+            if st.err_wake_in[d, i] or st.err_wake_own[d, i]:
                 return False
         for j in range(st.val_wake.shape[1]):
             if st.val_wake[d, j]:
@@ -403,13 +419,11 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
     ``status`` is STATUS_OK, STATUS_QUIET (prediction phase reached quiescence),
     STATUS_DIVERGED (the last tick done diverged) or STATUS_BUFFER_FULL.
     """
-    D = st.err_wake.shape[0]
+    D = st.err_wake_in.shape[0]
     learning = pol.mode == MODE_LEARN
     status = STATUS_OK
     back = np.empty(D + 1, np.int64)
     ahead = np.empty(D + 1, np.int64)
-    scratch = np.empty(st.eps.shape[1], dtype=st.eps.dtype)
-    scratch2 = np.empty(st.eps.shape[1], dtype=st.eps.dtype)
     for step in range(pol.n_ticks):
         T = pol.tick0 + step
         t = T - pol.learn_tick0
@@ -422,31 +436,33 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
         st.g_line[slot] = st.g_line[back[1]]
         # ---- error stage ----
         if learning and pol.update_kind == UPDATE_HELD and t == pol.held_step:
-            _held_update(net, st, pol, back)
-            learned = True
-            for p in range(st.dtheta.shape[0]):
-                if not np.isfinite(st.dtheta[p]):
-                    return STATUS_DIVERGED, step + 1
+            # end of relaxation (Strict PC, FixedPred): every error neuron learns from its
+            # held g (state n - 1) and the signals its synapses receive now (state n)
+            st.pending[:] = st.g
+            st.learning[:] = 1
+            st.err_wake_in[slot] = 0
+            st.err_wake_own[slot] = 0
             rec.energy[step] = np.nan
         else:
-            code, learned = _error_stage(net, st, pol, rec, T, back, ahead, scratch, scratch2)
-            if code == STATUS_BUFFER_FULL:
-                status = STATUS_BUFFER_FULL
+            _error_stage(net, st, pol, rec, T, back, ahead)
             if learning:
+                if pol.update_kind == UPDATE_PHI and _record_firings(st, rec, t) == STATUS_BUFFER_FULL:
+                    status = STATUS_BUFFER_FULL
                 e = _energy(st.eps)
                 if t == 0:
                     rec.energy0[0] = e
                 rec.energy[step] = e
                 if not np.isfinite(e) or (rec.energy0[0] > 0 and e > pol.max_energy_ratio * rec.energy0[0]):
                     return STATUS_DIVERGED, step + 1
+        st.eg_marked[slot] = 0  # this slot's arrivals at error neurons are consumed
         # ---- value stage ----
         if pol.last_error_only and step == pol.n_ticks - 1:
             st.val_wake[slot] = 0
-            st.vg_marked[slot] = 0
         else:
-            _value_stage(net, st, pol, back, ahead, scratch)
-        if learned:
-            _commit(net, st, ahead[1])
+            _value_stage(net, st, pol, back, ahead)
+        st.vg_marked[slot] = 0  # this slot's arrivals at value neurons are consumed
+        if _any(st.learning) and not _commit(net, st, pol.alpha, back, ahead[1], pol.blocks):
+            return STATUS_DIVERGED, step + 1
         if pol.stop_when_quiet and _quiet(st):
             return STATUS_QUIET, step + 1
     return status, pol.n_ticks
@@ -461,7 +477,7 @@ def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: n
     that the environment presents, not a neuron's own computation. Where it changed,
     the neuron's error neuron and children's error neurons are woken at tick ``T``.
     """
-    D = st.err_wake.shape[0]
+    D = st.err_wake_in.shape[0]
     for q in range(neurons.shape[0]):
         j = neurons[q]
         changed = False
@@ -474,6 +490,6 @@ def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: n
                 st.x_line[d, j, b] = act_scalar(net.v_out_act[j], values[q, b])
         if changed:
             if net.v_err[j] >= 0:
-                st.err_wake[T % D, net.v_err[j]] |= WAKE_OWN
+                st.err_wake_own[T % D, net.v_err[j]] = 1
             for q2 in range(net.out_ptr[j], net.out_ptr[j + 1]):
-                st.err_wake[T % D, net.s_post[net.out_syn[q2]]] |= WAKE_INPUT
+                st.err_wake_in[T % D, net.s_post[net.out_syn[q2]]] = 1

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
+import numba
 import numpy as np
 
 from neurosim.compile.compiler import Delays, compile_graph
@@ -30,8 +31,6 @@ from neurosim.engine.kernels import (
     UPDATE_HELD,
     UPDATE_NONE,
     UPDATE_PHI,
-    WAKE_INPUT,
-    WAKE_OWN,
     Policy,
     Recorders,
 )
@@ -103,6 +102,10 @@ class Simulator:
         ``numpy.float64`` (default) or ``numpy.float32``.
     delays, own_delay
         Synaptic delays in ticks (see :func:`neurosim.compile.compile_graph`).
+    threads
+        Threads for parallel delivery: each stage is split into this many contiguous
+        blocks of neurons, run in parallel. The result is bit-for-bit the same for any
+        value; more threads pay off only on large networks.
     """
 
     def __init__(
@@ -114,9 +117,14 @@ class Simulator:
         dtype: type = np.float64,
         delays: Delays = 1,
         own_delay: int = 1,
+        threads: int = 1,
     ) -> None:
         if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise ConfigError(f"dtype must be float64 or float32, got {np.dtype(dtype)}")
+        limit = numba.config.NUMBA_NUM_THREADS
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
+            raise ConfigError(f"threads must be an int from 1 to {limit} (NUMBA_NUM_THREADS), got {threads!r}")
+        self.threads = threads
         self.graph = graph
         self.dtype = np.dtype(dtype).type
         self.netlist = compile_graph(graph, delays=delays, own_delay=own_delay)
@@ -233,14 +241,19 @@ class Simulator:
         """Clamp the inputs and relax until quiescent (clause S7): the forward pass."""
         self._clamp(inputs)
         if self.stale:  # states not computed from the current parameters: everyone recomputes once
-            self.state.err_wake[self.tick % self.state.err_wake.shape[0], :] |= WAKE_INPUT
+            self.state.err_wake_in[self.tick % self.state.err_wake_in.shape[0], :] = 1
             self.stale = False
         limit = (len(self.netlist.vertices) + 2) * (self.netlist.max_delay + 1) + 2
         pol = self._policy(MODE_PREDICT, n_ticks=limit, force_tick=self.tick, stop_when_quiet=True)
-        status, done = run_ticks(self.net, self.state, pol, _recorders(self.state, 0, limit))
+        status, done = self._run(pol, _recorders(self.state, 0, limit))
         self.tick += done
         if status != STATUS_QUIET:  # pragma: no cover - a DAG always settles
             raise RuntimeError(f"the prediction phase did not settle within {limit} ticks")
+
+    def _run(self, pol: Policy, rec: Recorders) -> tuple[int, int]:
+        """Run the kernel on this simulator's threads."""
+        numba.set_num_threads(self.threads)
+        return run_ticks(self.net, self.state, pol, rec)
 
     def _policy(self, mode: int, **kw: object) -> Policy:
         base = dict(
@@ -248,7 +261,7 @@ class Simulator:
             trigger=np.full(self.netlist.n_error, -1, np.int64), t_d=1, held_step=-1,
             tick0=self.tick, learn_tick0=self.tick, n_ticks=0, last_error_only=False,
             force_tick=-1, stop_when_quiet=False, all_active=False, reverse=False,
-            max_energy_ratio=np.inf,
+            max_energy_ratio=np.inf, blocks=self.threads,
         )
         base.update(kw)
         return Policy(**base)
@@ -296,7 +309,7 @@ class Presentation:
         for o in sim.outputs:  # the teacher's arrival is an event even where y == v already
             k = sim.netlist.vertices.index(o)
             lo = int(sim.netlist.vertex_lo_e[k])
-            st.err_wake[learn0 % st.err_wake.shape[0], lo : lo + sim.graph.nodes[o]["size"]] |= WAKE_OWN
+            st.err_wake_own[learn0 % st.err_wake_own.shape[0], lo : lo + sim.graph.nodes[o]["size"]] = 1
         self.total = n_ticks
         self.done = 0
         self.learn0 = learn0
@@ -350,7 +363,7 @@ class Presentation:
         rec = _recorders(st, st.eps.size * n if self.kind == UPDATE_PHI else 0, n)
         rec.energy0[0] = self.energy0[0]
         rec.eps_at_trigger[:] = self.eps_at_trigger
-        status, done = run_ticks(sim.net, st, pol, rec)
+        status, done = sim._run(pol, rec)
         if status == STATUS_BUFFER_FULL:  # pragma: no cover - the buffer is sized for the worst case
             raise RuntimeError("phi firing buffer overflowed")
         self.energy0[0] = rec.energy0[0]
