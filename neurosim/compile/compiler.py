@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 
 from neurosim.activations import activation_code
+from neurosim.compile.runs import backward_runs, forward_runs
 from neurosim.compile.netlist import (
     LOSS_CE,
     LOSS_MSE,
@@ -163,6 +164,8 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
 
     e_wake = receiver_groups(in_ptr, np.arange(len(s_pre)), s_pre, s_delay)
     v_wake = receiver_groups(out_ptr, out_syn, s_post, s_delay)
+    fr = forward_runs(in_ptr, s_pre, s_delay)
+    br = backward_runs(out_ptr, out_syn, s_post, s_delay)
     if isinstance(own_delay, bool) or not isinstance(own_delay, (int, np.integer)) or own_delay < 1:
         raise ConfigError(f"own_delay must be an int >= 1 tick, got {own_delay!r}")
     return Netlist(
@@ -170,8 +173,9 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         v_vertex=v_vertex, v_pos=v_pos, v_role=v_role, v_out_act=v_out_act, v_err=v_err,
         e_vertex=e_vertex, e_pos=e_pos, e_value=e_value, e_act=e_act, e_loss=e_loss, e_bias=e_bias,
         e_group_lo=e_group_lo, e_group_hi=e_group_hi, e_trigger=e_trigger,
-        s_pre=s_pre, s_post=s_post, s_param=s_param, s_delay=s_delay,
-        in_ptr=in_ptr, out_ptr=out_ptr, out_syn=out_syn,
+        s_param=s_param, in_ptr=in_ptr,
+        fr_ptr=fr[0], fr_syn=fr[1], fr_pre=fr[2], fr_len=fr[3], fr_delay=fr[4],
+        br_ptr=br[0], br_syn=br[1], br_stride=br[2], br_post=br[3], br_len=br[4], br_delay=br[5],
         own_delay=np.full(n_e, int(own_delay), np.int32),
         n_params=offset, param_index=param_index,
         vg_ptr=e_wake[0], vg_members=e_wake[1], e_vg_ptr=e_wake[2], e_vg=e_wake[3], e_vg_delay=e_wake[4],

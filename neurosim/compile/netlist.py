@@ -63,14 +63,20 @@ class Netlist:
     e_group_lo: np.ndarray  # softmax group of a ce output (else i, i+1)
     e_group_hi: np.ndarray
     e_trigger: np.ndarray  # Z-IL trigger step (path length to the outputs)
-    # synapses
-    s_pre: np.ndarray
-    s_post: np.ndarray
-    s_param: np.ndarray
-    s_delay: np.ndarray
-    in_ptr: np.ndarray
-    out_ptr: np.ndarray
-    out_syn: np.ndarray
+    # synapses, as runs (see neurosim.compile.runs)
+    s_param: np.ndarray  # empty unless weights are shared
+    in_ptr: np.ndarray  # synapses in_ptr[i]..in_ptr[i+1] arrive at error neuron i
+    fr_ptr: np.ndarray
+    fr_syn: np.ndarray
+    fr_pre: np.ndarray
+    fr_len: np.ndarray
+    fr_delay: np.ndarray
+    br_ptr: np.ndarray
+    br_syn: np.ndarray
+    br_stride: np.ndarray
+    br_post: np.ndarray
+    br_len: np.ndarray
+    br_delay: np.ndarray
     own_delay: np.ndarray  # delay of the pair link, per error neuron
     # parameters
     n_params: int
@@ -101,7 +107,38 @@ class Netlist:
     @property
     def n_synapses(self) -> int:
         """Number of synapses."""
-        return len(self.s_pre)
+        return int(self.in_ptr[-1])
+
+    # Per-synapse views, expanded from the runs on request (for inspection and tests).
+    @property
+    def s_pre(self) -> np.ndarray:
+        """Presynaptic value neuron of every synapse."""
+        start = np.repeat(self.fr_pre.astype(np.int64) - self.fr_syn, self.fr_len)
+        return (start + np.arange(self.n_synapses)).astype(np.int32)
+
+    @property
+    def s_post(self) -> np.ndarray:
+        """Postsynaptic error neuron of every synapse."""
+        return np.repeat(np.arange(self.n_error, dtype=np.int32), np.diff(self.in_ptr))
+
+    @property
+    def s_delay(self) -> np.ndarray:
+        """Delay of every synapse, in ticks."""
+        return np.repeat(self.fr_delay, self.fr_len)
+
+    @property
+    def out_ptr(self) -> np.ndarray:
+        """Synapses ``out_syn[out_ptr[j]:out_ptr[j+1]]`` leave value neuron ``j``."""
+        ends = np.concatenate([[0], np.cumsum(self.br_len, dtype=np.int64)])
+        return ends[self.br_ptr]
+
+    @property
+    def out_syn(self) -> np.ndarray:
+        """Synapses grouped by presynaptic value neuron (CSR by source)."""
+        if not len(self.br_len):
+            return np.zeros(0, np.int64)
+        q = np.arange(int(self.br_len.sum())) - np.repeat(np.cumsum(self.br_len) - self.br_len, self.br_len)
+        return np.repeat(self.br_syn, self.br_len) + q * np.repeat(self.br_stride, self.br_len)
 
     @property
     def synapse_params(self) -> np.ndarray:
@@ -116,7 +153,7 @@ class Netlist:
     @property
     def max_delay(self) -> int:
         """Largest delay of any link, in ticks."""
-        d = int(self.s_delay.max()) if self.n_synapses else 1
+        d = int(self.fr_delay.max()) if len(self.fr_delay) else 1
         return max(d, int(self.own_delay.max()) if self.n_error else 1)
 
     def value_neuron(self, vertex: str, pos: int) -> int:

@@ -31,13 +31,19 @@ class NetArrays(NamedTuple):
     e_bias: np.ndarray
     e_group_lo: np.ndarray
     e_group_hi: np.ndarray
-    s_pre: np.ndarray
-    s_post: np.ndarray
     s_param: np.ndarray
-    s_delay: np.ndarray
     in_ptr: np.ndarray
-    out_ptr: np.ndarray
-    out_syn: np.ndarray
+    fr_ptr: np.ndarray
+    fr_syn: np.ndarray
+    fr_pre: np.ndarray
+    fr_len: np.ndarray
+    fr_delay: np.ndarray
+    br_ptr: np.ndarray
+    br_syn: np.ndarray
+    br_stride: np.ndarray
+    br_post: np.ndarray
+    br_len: np.ndarray
+    br_delay: np.ndarray
     own_delay: np.ndarray
     vg_ptr: np.ndarray
     vg_members: np.ndarray

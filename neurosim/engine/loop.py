@@ -55,8 +55,9 @@ S8. **Divergence.** After each learning error stage the energy
 Softmax cross-entropy outputs are the one lateral exchange: the error neurons of a
 ``ce`` output form a group that computes ``softmax(mu)`` together in the same stage.
 
-Parallel delivery. Each stage runs in parallel over contiguous blocks of its
-neurons, one block per thread, partitioned by target: a neuron writes only its own
+Parallel delivery. Each stage runs in parallel over blocks of its neurons, one
+block per thread (slices of 64 neurons dealt to the blocks in turn, so that the
+active layer is shared out), partitioned by target: a neuron writes only its own
 state, its own line slot and wake flags, which are set to 1 and never read within
 the stage (a ``ce`` group is handled by the block of its first neuron). Observers (energy,
 the phi record) are computed serially in neuron order. So the result does not depend
@@ -90,6 +91,25 @@ _FEW_LANES = 2  # up to this many samples, sums run lane by lane
 # test ``shared`` once per block, outside their loops, so that LLVM can unswitch them.
 
 
+_GRANULE = 64  # neurons per slice dealt to the blocks in turn
+
+
+@numba.njit(cache=True, inline="always")
+def _block_size(n: int, block: int, blocks: int) -> int:
+    """How many slots ``_block_member`` enumerates for ``block`` (some past ``n``)."""
+    slices = (n + _GRANULE - 1) // _GRANULE
+    return (slices - block + blocks - 1) // blocks * _GRANULE
+
+
+@numba.njit(cache=True, inline="always")
+def _block_member(k: int, count: int, block: int, blocks: int, reverse: bool) -> int:
+    """The ``k``-th neuron of ``block``: slices of ``_GRANULE`` neurons are dealt to the
+    blocks in turn (so that every layer is shared out, and no two threads write the same
+    cache line), taken from the end when ``reverse``. May exceed the neuron count."""
+    k = count - 1 - k if reverse else k
+    return (block + (k // _GRANULE) * blocks) * _GRANULE + k % _GRANULE
+
+
 @numba.njit(cache=True, inline="always")
 def _wake_group(
     wake: np.ndarray, marked: np.ndarray, group_ptr: np.ndarray, members: np.ndarray, group: int, slot: int
@@ -105,16 +125,15 @@ def _wake_group(
 @numba.njit(cache=True, parallel=True)
 def _error_stage(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
                  back: np.ndarray, ahead: np.ndarray) -> None:
-    """The error stage of tick ``T``, in parallel over ``pol.blocks`` blocks of error neurons."""
-    n, chunks = st.eps.shape[0], pol.blocks
-    for c in numba.prange(chunks):
-        _error_block(net, st, pol, rec, T, back, ahead, c * n // chunks, (c + 1) * n // chunks)
+    """The error stage of tick ``T``, in parallel over ``pol.blocks`` interleaved blocks of error neurons."""
+    for c in numba.prange(pol.blocks):
+        _error_block(net, st, pol, rec, T, back, ahead, c, pol.blocks)
 
 
 @numba.njit(cache=True)
 def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
-                 back: np.ndarray, ahead: np.ndarray, start: int, stop: int) -> None:
-    """The error stage of tick ``T`` for the units starting in ``start..stop-1`` (S2-S6).
+                 back: np.ndarray, ahead: np.ndarray, block: int, blocks: int) -> None:
+    """The error stage of tick ``T`` for the units whose first neuron is in ``block`` (S2-S6).
 
     A unit is one error neuron, or the error neurons of a ``ce`` output (the lateral
     softmax exchange). Error neuron ``i`` reads its synapses' weights, the signal each
@@ -133,8 +152,11 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
     learning = pol.mode == MODE_LEARN
     forced = T == pol.force_tick
     shared, s_param, theta, x_line = net.s_param.shape[0] > 0, net.s_param, st.theta, st.x_line
-    for k in range(stop - start):
-        first = stop - 1 - k if pol.reverse else start + k
+    count = _block_size(st.eps.shape[0], block, blocks)
+    for k in range(count):
+        first = _block_member(k, count, block, blocks, pol.reverse)
+        if first >= st.eps.shape[0]:
+            continue
         lo = net.e_group_lo[first]
         if first != lo:
             continue  # members of a group are handled by its first neuron
@@ -157,20 +179,25 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
         if inputs_changed and not (learning and pol.fixed):
             for i in range(lo, hi):
                 b_idx = net.e_bias[i]
-                if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
-                    for b in range(B):
-                        acc = st.theta[b_idx] if b_idx >= 0 else 0.0
-                        for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                            acc += theta[s_param[s] if shared else s] * x_line[back[net.s_delay[s]], net.s_pre[s], b]
-                        st.a[i, b] = acc
-                else:  # lanes inside: one pass over the synapses, contiguous lanes
-                    for b in range(B):
-                        st.a[i, b] = st.theta[b_idx] if b_idx >= 0 else 0.0
-                    for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                        w = theta[s_param[s] if shared else s]
-                        src = x_line[back[net.s_delay[s]], net.s_pre[s]]
+                for b in range(B):
+                    st.a[i, b] = theta[b_idx] if b_idx >= 0 else 0.0
+                for r in range(net.fr_ptr[i], net.fr_ptr[i + 1]):
+                    s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
+                    if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
                         for b in range(B):
-                            st.a[i, b] += w * src[b]
+                            acc = 0.0
+                            if shared:
+                                for q in range(n):
+                                    acc += theta[s_param[s0 + q]] * x_line[sl, p0 + q, b]
+                            else:
+                                for q in range(n):
+                                    acc += theta[s0 + q] * x_line[sl, p0 + q, b]
+                            st.a[i, b] += acc
+                    else:  # lanes inside: contiguous lanes
+                        for q in range(n):
+                            w = theta[s_param[s0 + q]] if shared else theta[s0 + q]
+                            for b in range(B):
+                                st.a[i, b] += w * x_line[sl, p0 + q, b]
                 for b in range(B):
                     st.mu[i, b] = act_scalar(net.e_act[i], st.a[i, b])
         # Phase A, part 2: errors and phi; phase B: commit, emit, decide to learn.
@@ -231,20 +258,27 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                 st.learning[i] = 1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _value_stage(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
-    """The value stage of the tick, in parallel over ``pol.blocks`` blocks of value neurons."""
+    """The value stage of the tick, in parallel over ``pol.blocks`` interleaved blocks of value neurons."""
     st.v_line[back[0]] = st.v_line[back[1]]
     st.x_line[back[0]] = st.x_line[back[1]]
-    n, chunks = st.v.shape[0], pol.blocks
-    for c in numba.prange(chunks):
-        _value_block(net, st, pol, back, ahead, c * n // chunks, (c + 1) * n // chunks)
+    if pol.blocks == 1:  # serial: never start the thread pool
+        _value_block(net, st, pol, back, ahead, 0, 1)
+    else:
+        _value_blocks(net, st, pol, back, ahead)
+
+
+@numba.njit(cache=True, parallel=True)
+def _value_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
+    for c in numba.prange(pol.blocks):
+        _value_block(net, st, pol, back, ahead, c, pol.blocks)
 
 
 @numba.njit(cache=True)
 def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray,
-                 start: int, stop: int) -> None:
-    """The value stage of the tick for value neurons ``start..stop-1`` (S2-S5, S7).
+                 block: int, blocks: int) -> None:
+    """The value stage of the tick for the value neurons of ``block`` (S2-S5, S7).
 
     Value neuron ``j`` reads its own belief ``v`` (``vhat`` for fixed predictions), its
     error neuron's ``mu``/``eps`` (emitted at ``T - d_own + 1``) and the ``g`` arriving
@@ -257,8 +291,11 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
     learning = pol.mode == MODE_LEARN
     send_forward = not (learning and pol.fixed)  # fixed predictions: children do not listen
     shared, s_param, theta, g_line = net.s_param.shape[0] > 0, net.s_param, st.theta, st.g_line
-    for k in range(stop - start):
-        j = stop - 1 - k if pol.reverse else start + k
+    count = _block_size(st.v.shape[0], block, blocks)
+    for k in range(count):
+        j = _block_member(k, count, block, blocks, pol.reverse)
+        if j >= st.v.shape[0]:
+            continue
         if not (st.val_wake[slot, j] or pol.all_active):
             continue
         st.val_wake[slot, j] = 0
@@ -272,22 +309,26 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
             for b in range(B):
                 new_v[b] = st.mu_line[rslot, k, b]
         else:  # feedback: sum over outgoing synapses of w_s g_s
-            if B <= _FEW_LANES:
-                for b in range(B):
-                    acc = 0.0
-                    for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
-                        s = net.out_syn[q]
-                        acc += theta[s_param[s] if shared else s] * g_line[back[net.s_delay[s] - 1], net.s_post[s], b]
-                    new_v[b] = acc
-            else:
-                for b in range(B):
-                    new_v[b] = 0.0
-                for q in range(net.out_ptr[j], net.out_ptr[j + 1]):
-                    s = net.out_syn[q]
-                    w = theta[s_param[s] if shared else s]
-                    src = g_line[back[net.s_delay[s] - 1], net.s_post[s]]
+            for b in range(B):
+                new_v[b] = 0.0
+            for r in range(net.br_ptr[j], net.br_ptr[j + 1]):
+                s0, step, i0, n = net.br_syn[r], net.br_stride[r], net.br_post[r], net.br_len[r]
+                sl = back[net.br_delay[r] - 1]
+                if B <= _FEW_LANES:
                     for b in range(B):
-                        new_v[b] += w * src[b]
+                        acc = 0.0
+                        if shared:
+                            for q in range(n):
+                                acc += theta[s_param[s0 + q * step]] * g_line[sl, i0 + q, b]
+                        else:
+                            for q in range(n):
+                                acc += theta[s0 + q * step] * g_line[sl, i0 + q, b]
+                        new_v[b] += acc
+                else:
+                    for q in range(n):
+                        w = theta[s_param[s0 + q * step]] if shared else theta[s0 + q * step]
+                        for b in range(B):
+                            new_v[b] += w * g_line[sl, i0 + q, b]
             for b in range(B):
                 at = st.vhat[j, b] if pol.fixed else st.v[j, b]
                 fb = dact_scalar(net.v_out_act[j], at) * new_v[b]
@@ -313,14 +354,21 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
 
 
 @numba.njit(cache=True, parallel=True)
+def _commit_blocks(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int, chunks: int) -> None:
+    for c in numba.prange(chunks):
+        _commit_block(net, st, alpha, back, nxt, c, chunks)
+
+
+@numba.njit(cache=True)
 def _commit(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int, chunks: int) -> bool:
     """End of tick (S6): every synapse of an error neuron that learned changes by
     ``alpha * sum_b pending_b x_sb``, its bias by ``alpha * sum_b pending_b``; both ends
     are woken at ``nxt``. Parallel over blocks of error neurons, each owning its
     synapses (no weight sharing yet). Returns False if a change is not finite."""
-    n = st.learning.shape[0]
-    for c in numba.prange(chunks):
-        _commit_block(net, st, alpha, back, nxt, c * n // chunks, (c + 1) * n // chunks)
+    if chunks == 1:  # serial: never start the thread pool
+        _commit_block(net, st, alpha, back, nxt, 0, 1)
+    else:
+        _commit_blocks(net, st, alpha, back, nxt, chunks)
     finite = True
     shared, s_param = net.s_param.shape[0] > 0, net.s_param
     for i in range(st.learning.shape[0]):
@@ -334,23 +382,25 @@ def _commit(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt
 
 @numba.njit(cache=True)
 def _commit_block(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int,
-                  start: int, stop: int) -> None:
-    """The end-of-tick plasticity of the error neurons ``start..stop-1``."""
+                  block: int, blocks: int) -> None:
+    """The end-of-tick plasticity of the error neurons of ``block``."""
     B = st.pending.shape[1]
     shared, s_param = net.s_param.shape[0] > 0, net.s_param
-    for i in range(start, stop):
-        if not st.learning[i]:
+    count = _block_size(st.learning.shape[0], block, blocks)
+    for k in range(count):
+        i = _block_member(k, count, block, blocks, False)
+        if i >= st.learning.shape[0] or not st.learning[i]:
             continue
-        for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-            src_slot = back[net.s_delay[s]]
-            pre = net.s_pre[s]
-            acc = 0.0
-            for b in range(B):
-                acc += st.pending[i, b] * st.x_line[src_slot, pre, b]
-            d = alpha * acc
-            p = s_param[s] if shared else s
-            st.theta[p] += d
-            st.applied[p] += d
+        for r in range(net.fr_ptr[i], net.fr_ptr[i + 1]):
+            s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
+            for q in range(n):
+                acc = 0.0
+                for b in range(B):
+                    acc += st.pending[i, b] * st.x_line[sl, p0 + q, b]
+                d = alpha * acc
+                p = s_param[s0 + q] if shared else s0 + q
+                st.theta[p] += d
+                st.applied[p] += d
         if net.e_bias[i] >= 0:
             acc = 0.0
             for b in range(B):
@@ -444,7 +494,10 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
             st.err_wake_own[slot] = 0
             rec.energy[step] = np.nan
         else:
-            _error_stage(net, st, pol, rec, T, back, ahead)
+            if pol.blocks == 1:  # serial: never start the thread pool
+                _error_block(net, st, pol, rec, T, back, ahead, 0, 1)
+            else:
+                _error_stage(net, st, pol, rec, T, back, ahead)
             if learning:
                 if pol.update_kind == UPDATE_PHI and _record_firings(st, rec, t) == STATUS_BUFFER_FULL:
                     status = STATUS_BUFFER_FULL
@@ -491,5 +544,6 @@ def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: n
         if changed:
             if net.v_err[j] >= 0:
                 st.err_wake_own[T % D, net.v_err[j]] = 1
-            for q2 in range(net.out_ptr[j], net.out_ptr[j + 1]):
-                st.err_wake_in[T % D, net.s_post[net.out_syn[q2]]] = 1
+            for r in range(net.br_ptr[j], net.br_ptr[j + 1]):
+                for q in range(net.br_len[r]):
+                    st.err_wake_in[T % D, net.br_post[r] + q] = 1
