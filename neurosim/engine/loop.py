@@ -123,11 +123,11 @@ def _wake_group(
 
 
 @numba.njit(cache=True, parallel=True)
-def _error_stage(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
-                 back: np.ndarray, ahead: np.ndarray) -> None:
-    """The error stage of tick ``T``, in parallel over ``pol.blocks`` interleaved blocks of error neurons."""
+def _error_blocks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
+                  back: np.ndarray, ahead: np.ndarray) -> None:
+    """The error stage of tick ``T``, its ``pol.blocks`` blocks on parallel threads."""
     for c in numba.prange(pol.blocks):
-        _error_block(net, st, pol, rec, T, back, ahead, c, pol.blocks)
+        _error_block(net, st, pol, rec, T, back, ahead, np.int64(c), pol.blocks)
 
 
 @numba.njit(cache=True)
@@ -258,21 +258,11 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                 st.learning[i] = 1
 
 
-@numba.njit(cache=True)
-def _value_stage(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
-    """The value stage of the tick, in parallel over ``pol.blocks`` interleaved blocks of value neurons."""
-    st.v_line[back[0]] = st.v_line[back[1]]
-    st.x_line[back[0]] = st.x_line[back[1]]
-    if pol.blocks == 1:  # serial: never start the thread pool
-        _value_block(net, st, pol, back, ahead, 0, 1)
-    else:
-        _value_blocks(net, st, pol, back, ahead)
-
-
 @numba.njit(cache=True, parallel=True)
 def _value_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
+    """The value stage, its ``pol.blocks`` blocks on parallel threads."""
     for c in numba.prange(pol.blocks):
-        _value_block(net, st, pol, back, ahead, c, pol.blocks)
+        _value_block(net, st, pol, back, ahead, np.int64(c), pol.blocks)
 
 
 @numba.njit(cache=True)
@@ -354,30 +344,10 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
 
 
 @numba.njit(cache=True, parallel=True)
-def _commit_blocks(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int, chunks: int) -> None:
-    for c in numba.prange(chunks):
-        _commit_block(net, st, alpha, back, nxt, c, chunks)
-
-
-@numba.njit(cache=True)
-def _commit(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int, chunks: int) -> bool:
-    """End of tick (S6): every synapse of an error neuron that learned changes by
-    ``alpha * sum_b pending_b x_sb``, its bias by ``alpha * sum_b pending_b``; both ends
-    are woken at ``nxt``. Parallel over blocks of error neurons, each owning its
-    synapses (no weight sharing yet). Returns False if a change is not finite."""
-    if chunks == 1:  # serial: never start the thread pool
-        _commit_block(net, st, alpha, back, nxt, 0, 1)
-    else:
-        _commit_blocks(net, st, alpha, back, nxt, chunks)
-    finite = True
-    shared, s_param = net.s_param.shape[0] > 0, net.s_param
-    for i in range(st.learning.shape[0]):
-        if st.learning[i]:
-            st.learning[i] = 0
-            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                if not np.isfinite(st.theta[s_param[s] if shared else s]):
-                    finite = False
-    return finite
+def _commit_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
+    """The end-of-tick plasticity, its ``pol.blocks`` blocks on parallel threads."""
+    for c in numba.prange(pol.blocks):
+        _commit_block(net, st, pol.alpha, back, ahead[1], np.int64(c), pol.blocks)
 
 
 @numba.njit(cache=True)
@@ -463,61 +433,136 @@ def _quiet(st: StateArrays) -> bool:
 
 
 @numba.njit(cache=True)
+def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
+                back: np.ndarray, ahead: np.ndarray) -> bool:
+    """Slot tables and carried lines of tick ``T``. At the end of Strict PC's or
+    FixedPred's relaxation, every error neuron learns from its held ``g`` (state
+    ``n - 1``) and the signals its synapses receive now (state ``n``) instead of
+    computing: returns True then."""
+    D = st.err_wake_in.shape[0]
+    for d in range(D + 1):
+        back[d] = (T - d) % D  # slot of tick T - d
+        ahead[d] = (T + d) % D  # slot of tick T + d
+    slot = back[0]
+    st.e_line[slot] = st.e_line[back[1]]
+    st.mu_line[slot] = st.mu_line[back[1]]
+    st.g_line[slot] = st.g_line[back[1]]
+    held = pol.mode == MODE_LEARN and pol.update_kind == UPDATE_HELD and T - pol.learn_tick0 == pol.held_step
+    if held:
+        st.pending[:] = st.g
+        st.learning[:] = 1
+        st.err_wake_in[slot] = 0
+        st.err_wake_own[slot] = 0
+        rec.energy[step] = np.nan
+    return held
+
+
+@numba.njit(cache=True)
+def _after_errors(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int, back: np.ndarray,
+                  held: bool) -> int:
+    """The observers after the error stage, in neuron order: phi's record, the energy,
+    divergence (S8). Returns STATUS_DIVERGED, STATUS_BUFFER_FULL or STATUS_OK."""
+    st.eg_marked[back[0]] = 0  # this slot's arrivals at error neurons are consumed
+    if pol.mode != MODE_LEARN or held:
+        return STATUS_OK
+    t = T - pol.learn_tick0
+    status = STATUS_OK
+    if pol.update_kind == UPDATE_PHI:
+        status = _record_firings(st, rec, t)
+    e = _energy(st.eps)
+    if t == 0:
+        rec.energy0[0] = e
+    rec.energy[step] = e
+    if not np.isfinite(e) or (rec.energy0[0] > 0 and e > pol.max_energy_ratio * rec.energy0[0]):
+        return STATUS_DIVERGED
+    return status
+
+
+@numba.njit(cache=True)
+def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> bool:
+    """Whether this tick runs its value stage (not after the last error stage of a
+    rule that ends there); carries the value lines forward when it does."""
+    if pol.last_error_only and step == pol.n_ticks - 1:
+        st.val_wake[back[0]] = 0
+        return False
+    st.v_line[back[0]] = st.v_line[back[1]]
+    st.x_line[back[0]] = st.x_line[back[1]]
+    return True
+
+
+@numba.njit(cache=True)
+def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) -> int:
+    """After the plasticity: a non-finite weight means divergence (S8); in the
+    prediction phase, no message in flight means quiescence (S7)."""
+    st.vg_marked[back[0]] = 0  # this slot's arrivals at value neurons are consumed
+    shared, s_param = net.s_param.shape[0] > 0, net.s_param
+    finite = True
+    for i in range(st.learning.shape[0]):
+        if st.learning[i]:
+            st.learning[i] = 0
+            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
+                if not np.isfinite(st.theta[s_param[s] if shared else s]):
+                    finite = False
+    if not finite:
+        return STATUS_DIVERGED
+    if pol.stop_when_quiet and _quiet(st):
+        return STATUS_QUIET
+    return STATUS_OK
+
+
+@numba.njit(cache=True)
 def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> tuple[int, int]:
-    """Run ``pol.n_ticks`` ticks from ``pol.tick0``; return ``(status, ticks_done)``.
+    """Run ``pol.n_ticks`` ticks from ``pol.tick0`` on one thread; return ``(status, ticks_done)``.
 
     ``status`` is STATUS_OK, STATUS_QUIET (prediction phase reached quiescence),
     STATUS_DIVERGED (the last tick done diverged) or STATUS_BUFFER_FULL.
     """
     D = st.err_wake_in.shape[0]
-    learning = pol.mode == MODE_LEARN
+    back, ahead = np.empty(D + 1, np.int64), np.empty(D + 1, np.int64)
     status = STATUS_OK
-    back = np.empty(D + 1, np.int64)
-    ahead = np.empty(D + 1, np.int64)
     for step in range(pol.n_ticks):
         T = pol.tick0 + step
-        t = T - pol.learn_tick0
-        for d in range(D + 1):
-            back[d] = (T - d) % D  # slot of tick T - d
-            ahead[d] = (T + d) % D  # slot of tick T + d
-        slot = back[0]
-        st.e_line[slot] = st.e_line[back[1]]
-        st.mu_line[slot] = st.mu_line[back[1]]
-        st.g_line[slot] = st.g_line[back[1]]
-        # ---- error stage ----
-        if learning and pol.update_kind == UPDATE_HELD and t == pol.held_step:
-            # end of relaxation (Strict PC, FixedPred): every error neuron learns from its
-            # held g (state n - 1) and the signals its synapses receive now (state n)
-            st.pending[:] = st.g
-            st.learning[:] = 1
-            st.err_wake_in[slot] = 0
-            st.err_wake_own[slot] = 0
-            rec.energy[step] = np.nan
-        else:
-            if pol.blocks == 1:  # serial: never start the thread pool
-                _error_block(net, st, pol, rec, T, back, ahead, 0, 1)
-            else:
-                _error_stage(net, st, pol, rec, T, back, ahead)
-            if learning:
-                if pol.update_kind == UPDATE_PHI and _record_firings(st, rec, t) == STATUS_BUFFER_FULL:
-                    status = STATUS_BUFFER_FULL
-                e = _energy(st.eps)
-                if t == 0:
-                    rec.energy0[0] = e
-                rec.energy[step] = e
-                if not np.isfinite(e) or (rec.energy0[0] > 0 and e > pol.max_energy_ratio * rec.energy0[0]):
-                    return STATUS_DIVERGED, step + 1
-        st.eg_marked[slot] = 0  # this slot's arrivals at error neurons are consumed
-        # ---- value stage ----
-        if pol.last_error_only and step == pol.n_ticks - 1:
-            st.val_wake[slot] = 0
-        else:
-            _value_stage(net, st, pol, back, ahead)
-        st.vg_marked[slot] = 0  # this slot's arrivals at value neurons are consumed
-        if _any(st.learning) and not _commit(net, st, pol.alpha, back, ahead[1], pol.blocks):
-            return STATUS_DIVERGED, step + 1
-        if pol.stop_when_quiet and _quiet(st):
-            return STATUS_QUIET, step + 1
+        held = _begin_tick(st, pol, rec, T, step, back, ahead)
+        if not held:
+            _error_block(net, st, pol, rec, T, back, ahead, np.int64(0), np.int64(1))
+        code = _after_errors(st, pol, rec, T, step, back, held)
+        if code == STATUS_DIVERGED:
+            return code, step + 1
+        status = code if code != STATUS_OK else status
+        if _value_due(st, pol, step, back):
+            _value_block(net, st, pol, back, ahead, np.int64(0), np.int64(1))
+        if _any(st.learning):
+            _commit_block(net, st, pol.alpha, back, ahead[1], np.int64(0), np.int64(1))
+        code = _end_tick(net, st, pol, back)
+        if code != STATUS_OK:
+            return code, step + 1
+    return status, pol.n_ticks
+
+
+@numba.njit(cache=True)
+def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> tuple[int, int]:
+    """:func:`run_ticks` with each stage split into ``pol.blocks`` blocks on parallel
+    threads: a separate entry point, so that a serial run never compiles or starts the
+    thread pool. Same result, bit for bit."""
+    D = st.err_wake_in.shape[0]
+    back, ahead = np.empty(D + 1, np.int64), np.empty(D + 1, np.int64)
+    status = STATUS_OK
+    for step in range(pol.n_ticks):
+        T = pol.tick0 + step
+        held = _begin_tick(st, pol, rec, T, step, back, ahead)
+        if not held:
+            _error_blocks(net, st, pol, rec, T, back, ahead)
+        code = _after_errors(st, pol, rec, T, step, back, held)
+        if code == STATUS_DIVERGED:
+            return code, step + 1
+        status = code if code != STATUS_OK else status
+        if _value_due(st, pol, step, back):
+            _value_blocks(net, st, pol, back, ahead)
+        if _any(st.learning):
+            _commit_blocks(net, st, pol, back, ahead)
+        code = _end_tick(net, st, pol, back)
+        if code != STATUS_OK:
+            return code, step + 1
     return status, pol.n_ticks
 
 
