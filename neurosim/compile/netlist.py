@@ -175,6 +175,14 @@ class Netlist:
             return self.vertices[int(self.e_vertex[index])], int(self.e_pos[index])
         raise ValueError(f"kind must be 'value' or 'error', got {kind!r}")
 
+    def params_of(self, neurons: np.ndarray) -> np.ndarray:
+        """Boolean mask over ``theta``: the weights and biases of the error neurons in ``neurons`` (a mask)."""
+        mask = np.zeros(self.n_params, bool)
+        mask[self.synapse_params[np.repeat(neurons, np.diff(self.in_ptr))]] = True
+        biases = self.e_bias[neurons]
+        mask[biases[biases >= 0]] = True
+        return mask
+
     def pack_params(self, params: dict[str, np.ndarray], dtype: type) -> np.ndarray:
         """The flat parameter vector ``theta`` from a dict in PyTorch layout."""
         theta = np.zeros(self.n_params, dtype=dtype)

@@ -76,8 +76,10 @@ class StateArrays(NamedTuple):
     (from the neuron's own value neuron), ``val_wake``; ``eg_marked``/``vg_marked``
     ``[slot, group]``: the wake group is already woken then.
 
-    Plasticity: ``theta`` (parameters), ``applied`` (sum of the changes applied during
-    the presentation), ``pending`` (per error neuron and lane, the ``g`` it learns with
+    Plasticity: ``theta`` (parameters), ``saved`` (error neurons whose synapses changed
+    in this presentation), ``theta_saved`` (their weights before it, to undo a diverged
+    run), ``applied`` (sum of the changes applied during the presentation, valid where
+    ``saved``), ``pending`` (per error neuron and lane, the ``g`` it learns with
     at the end of this tick, 0 where it does not), ``learning`` (error neurons that
     learn this tick), ``fired`` (phi's firings this tick). ``v_next`` is each value
     neuron's scratch row for its new belief.
@@ -101,6 +103,8 @@ class StateArrays(NamedTuple):
     eg_marked: np.ndarray
     vg_marked: np.ndarray
     theta: np.ndarray
+    theta_saved: np.ndarray
+    saved: np.ndarray
     applied: np.ndarray
     pending: np.ndarray
     learning: np.ndarray

@@ -111,6 +111,26 @@ def _block_member(k: int, count: int, block: int, blocks: int, reverse: bool) ->
 
 
 @numba.njit(cache=True, inline="always")
+def _dot(theta: np.ndarray, s0: int, step: int, line: np.ndarray, slot: int, n0: int, b: int, n: int) -> float:
+    """``sum_q theta[s0 + q step] * line[slot, n0 + q, b]`` over a run of ``n`` synapses.
+
+    Four partial sums in a fixed pattern (q mod 4), added at the end, so that the
+    processor overlaps four multiply-adds instead of waiting on one chain; the order is
+    fixed, so the result is the same bits on every run and thread count.
+    """
+    a0 = a1 = a2 = a3 = 0.0
+    m = n - n % 4
+    for q in range(0, m, 4):
+        a0 += theta[s0 + q * step] * line[slot, n0 + q, b]
+        a1 += theta[s0 + (q + 1) * step] * line[slot, n0 + q + 1, b]
+        a2 += theta[s0 + (q + 2) * step] * line[slot, n0 + q + 2, b]
+        a3 += theta[s0 + (q + 3) * step] * line[slot, n0 + q + 3, b]
+    for q in range(m, n):
+        a0 += theta[s0 + q * step] * line[slot, n0 + q, b]
+    return (a0 + a1) + (a2 + a3)
+
+
+@numba.njit(cache=True, inline="always")
 def _wake_group(
     wake: np.ndarray, marked: np.ndarray, group_ptr: np.ndarray, members: np.ndarray, group: int, slot: int
 ) -> None:
@@ -190,8 +210,7 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                                 for q in range(n):
                                     acc += theta[s_param[s0 + q]] * x_line[sl, p0 + q, b]
                             else:
-                                for q in range(n):
-                                    acc += theta[s0 + q] * x_line[sl, p0 + q, b]
+                                acc = _dot(theta, s0, 1, x_line, sl, p0, b, n)
                             st.a[i, b] += acc
                     else:  # lanes inside: contiguous lanes
                         for q in range(n):
@@ -311,8 +330,7 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
                             for q in range(n):
                                 acc += theta[s_param[s0 + q * step]] * g_line[sl, i0 + q, b]
                         else:
-                            for q in range(n):
-                                acc += theta[s0 + q * step] * g_line[sl, i0 + q, b]
+                            acc = _dot(theta, s0, step, g_line, sl, i0, b, n)
                         new_v[b] += acc
                 else:
                     for q in range(n):
@@ -343,6 +361,17 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
             st.val_wake[ahead[1], j] = 1  # not at rest: keeps integrating
 
 
+@numba.njit(cache=True, inline="always")
+def _change(st: StateArrays, p: int, d: float, first: bool) -> None:
+    """Parameter ``p`` changes by ``d``; ``first``: its first change in this presentation."""
+    if first:
+        st.theta_saved[p] = st.theta[p]
+        st.applied[p] = d
+    else:
+        st.applied[p] += d
+    st.theta[p] += d
+
+
 @numba.njit(cache=True, parallel=True)
 def _commit_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
     """The end-of-tick plasticity, its ``pol.blocks`` blocks on parallel threads."""
@@ -353,7 +382,14 @@ def _commit_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarra
 @numba.njit(cache=True)
 def _commit_block(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int,
                   block: int, blocks: int) -> None:
-    """The end-of-tick plasticity of the error neurons of ``block``."""
+    """The end-of-tick plasticity of the error neurons of ``block``.
+
+    The first time in a presentation that neuron ``i``'s synapses change, their old
+    weights are kept in ``theta_saved`` (to undo a diverged run) and ``applied`` is
+    started afresh; so neither needs a pass over all parameters per presentation.
+    (Each parameter belongs to one error neuron here; shared weights will need this
+    bookkeeping per parameter.)
+    """
     B = st.pending.shape[1]
     shared, s_param = net.s_param.shape[0] > 0, net.s_param
     count = _block_size(st.learning.shape[0], block, blocks)
@@ -361,22 +397,20 @@ def _commit_block(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarra
         i = _block_member(k, count, block, blocks, False)
         if i >= st.learning.shape[0] or not st.learning[i]:
             continue
+        first = not st.saved[i]
+        st.saved[i] = 1
         for r in range(net.fr_ptr[i], net.fr_ptr[i + 1]):
             s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
             for q in range(n):
                 acc = 0.0
                 for b in range(B):
                     acc += st.pending[i, b] * st.x_line[sl, p0 + q, b]
-                d = alpha * acc
-                p = s_param[s0 + q] if shared else s0 + q
-                st.theta[p] += d
-                st.applied[p] += d
+                _change(st, s_param[s0 + q] if shared else s0 + q, alpha * acc, first)
         if net.e_bias[i] >= 0:
             acc = 0.0
             for b in range(B):
                 acc += st.pending[i, b]
-            st.theta[net.e_bias[i]] += alpha * acc
-            st.applied[net.e_bias[i]] += alpha * acc
+            _change(st, net.e_bias[i], alpha * acc, first)
         st.err_wake_in[nxt, i] = 1
         for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
             _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import numba
 import numpy as np
 
 from neurosim.compile.compiler import Delays, compile_graph
-from neurosim.compile.netlist import ROLE_INPUT
+from neurosim.compile.netlist import Netlist
 from neurosim.engine.kernels import (
     MODE_LEARN,
     MODE_PREDICT,
@@ -62,7 +63,8 @@ def exact_steps(graph: nx.DiGraph) -> int:
 class LearnResult:
     """What one presentation of a mini-batch did.
 
-    ``updates`` maps each parameter to the change applied (zeros if the run diverged);
+    ``updates`` maps each parameter to the change applied (zeros if the run diverged;
+    built on first access);
     ``energy[t]`` is ``1/2 sum eps^2`` at learning step ``t`` (NaN at a held-error
     update step, where no error is recomputed); ``firings`` lists phi's firings as int
     rows ``(step, vertex, position, lane)``, sorted, with ``vertex`` an index into
@@ -71,15 +73,27 @@ class LearnResult:
     vertex's errors at its scheduled update (Z-IL, IL).
     """
 
-    updates: Params
     diverged: bool
     diverged_at: int | None
     steps: int
     energy: np.ndarray
-    vertices: list[str] = field(default_factory=list)
+    netlist: Netlist
+    applied: np.ndarray  # flat changes, meaningful for the parameters of ``learned`` neurons
+    learned: np.ndarray  # per error neuron: did its synapses change in this presentation
     firings: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     late_firings: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     eps_at_trigger: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def vertices(self) -> list[str]:
+        """The graph's vertices, in the order the firing rows index them."""
+        return self.netlist.vertices
+
+    @functools.cached_property
+    def updates(self) -> Params:
+        """The change applied to every parameter, PyTorch layout."""
+        changed = self.netlist.params_of(self.learned)
+        return self.netlist.unpack_params(np.where(changed, self.applied, 0.0).astype(self.applied.dtype))
 
     def named(self, rows: np.ndarray) -> list[tuple[int, str, int, int]]:
         """Firing rows as ``(step, vertex name, position, lane)`` tuples."""
@@ -302,8 +316,7 @@ class Presentation:
         st = sim.state
         st.vhat[:] = st.v
         st.last_change[:] = _NEVER
-        self.theta0 = sim.theta.copy()
-        st.applied[:] = 0.0
+        st.saved[:] = 0
         sim._clamp(targets)
         learn0 = sim.tick
         for o in sim.outputs:  # the teacher's arrival is an event even where y == v already
@@ -384,10 +397,16 @@ class Presentation:
         sim, st = self.sim, self.sim.state
         net = sim.netlist
         diverged = self.diverged_at is not None
-        if diverged:
-            sim.theta[:] = self.theta0
+        learned = st.saved.astype(bool)
+        applied = st.applied
+        if diverged:  # undo every change of this presentation
+            changed = net.params_of(learned)
+            sim.theta[changed] = st.theta_saved[changed]
             sim.state = allocate_state(net, st.v.shape[1], sim.theta)
             sim.stale = True
+            learned[:] = False
+        else:  # the result keeps this buffer; the next presentation gets a new one
+            sim.state = st._replace(applied=np.empty_like(applied))
         raw = np.concatenate(self.firings) if self.firings else np.zeros((0, 3), np.int64)
         step, neuron, lane = raw[:, 0], raw[:, 1], raw[:, 2]
         rows = np.column_stack([step, net.e_vertex[neuron], net.e_pos[neuron], lane]).astype(np.int64)
@@ -401,12 +420,13 @@ class Presentation:
                 if lo >= 0:
                     eps_trig[v] = self.eps_at_trigger[lo : lo + sim.graph.nodes[v]["size"]].T.copy()
         return LearnResult(
-            updates=net.unpack_params(np.zeros_like(sim.theta) if diverged else st.applied),
             diverged=diverged,
             diverged_at=self.diverged_at,
             steps=self.done,
             energy=np.concatenate(self.energy) if self.energy else np.zeros(0),
-            vertices=list(net.vertices),
+            netlist=net,
+            applied=applied,
+            learned=learned,
             firings=rows,
             late_firings=late,
             eps_at_trigger=eps_trig,

@@ -44,7 +44,8 @@ def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
         val_wake=np.zeros((D, n_v), np.uint8),
         eg_marked=np.zeros((D, len(net.eg_ptr) - 1), np.uint8),
         vg_marked=np.zeros((D, len(net.vg_ptr) - 1), np.uint8),
-        theta=theta, applied=np.zeros_like(theta), pending=np.zeros((n_e, lanes), dtype),
+        theta=theta, theta_saved=np.zeros_like(theta), saved=np.zeros(n_e, np.uint8),
+        applied=np.zeros_like(theta), pending=np.zeros((n_e, lanes), dtype),
         learning=np.zeros(n_e, np.uint8), fired=np.zeros((n_e, lanes), np.uint8),
         v_next=np.zeros((n_v, lanes), dtype),
     )
