@@ -82,7 +82,8 @@ class StateArrays(NamedTuple):
     ``saved``), ``pending`` (per error neuron and lane, the ``g`` it learns with
     at the end of this tick, 0 where it does not), ``learning`` (error neurons that
     learn this tick), ``fired`` (phi's firings this tick). ``v_next`` is each value
-    neuron's scratch row for its new belief.
+    neuron's scratch row for its new belief; ``back[d]``/``ahead[d]`` hold the slots of
+    ticks ``T - d`` and ``T + d`` during tick ``T``.
     """
 
     v: np.ndarray
@@ -110,6 +111,8 @@ class StateArrays(NamedTuple):
     learning: np.ndarray
     fired: np.ndarray
     v_next: np.ndarray
+    back: np.ndarray
+    ahead: np.ndarray
 
 
 class Policy(NamedTuple):

@@ -467,6 +467,25 @@ def _quiet(st: StateArrays) -> bool:
 
 
 @numba.njit(cache=True)
+def _carry(line: np.ndarray, back: np.ndarray) -> None:
+    """Slot ``T`` of a message line starts as slot ``T - 1``: what each neuron last emitted.
+
+    (Explicit loops rather than slice assignment, which would compile numba's generic
+    broadcasting, error messages and all: seconds of start-up.)
+    """
+    for n in range(line.shape[1]):
+        for b in range(line.shape[2]):
+            line[back[0], n, b] = line[back[1], n, b]
+
+
+@numba.njit(cache=True)
+def _clear(flags: np.ndarray, slot: int) -> None:
+    """Clear one slot of a wake ring or a group-mark ring."""
+    for n in range(flags.shape[1]):
+        flags[slot, n] = 0
+
+
+@numba.njit(cache=True)
 def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
                 back: np.ndarray, ahead: np.ndarray) -> bool:
     """Slot tables and carried lines of tick ``T``. At the end of Strict PC's or
@@ -478,15 +497,17 @@ def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
         back[d] = (T - d) % D  # slot of tick T - d
         ahead[d] = (T + d) % D  # slot of tick T + d
     slot = back[0]
-    st.e_line[slot] = st.e_line[back[1]]
-    st.mu_line[slot] = st.mu_line[back[1]]
-    st.g_line[slot] = st.g_line[back[1]]
+    _carry(st.e_line, back)
+    _carry(st.mu_line, back)
+    _carry(st.g_line, back)
     held = pol.mode == MODE_LEARN and pol.update_kind == UPDATE_HELD and T - pol.learn_tick0 == pol.held_step
     if held:
-        st.pending[:] = st.g
-        st.learning[:] = 1
-        st.err_wake_in[slot] = 0
-        st.err_wake_own[slot] = 0
+        for i in range(st.g.shape[0]):
+            st.learning[i] = 1
+            st.err_wake_in[slot, i] = 0
+            st.err_wake_own[slot, i] = 0
+            for b in range(st.g.shape[1]):
+                st.pending[i, b] = st.g[i, b]
         rec.energy[step] = np.nan
     return held
 
@@ -496,7 +517,7 @@ def _after_errors(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: in
                   held: bool) -> int:
     """The observers after the error stage, in neuron order: phi's record, the energy,
     divergence (S8). Returns STATUS_DIVERGED, STATUS_BUFFER_FULL or STATUS_OK."""
-    st.eg_marked[back[0]] = 0  # this slot's arrivals at error neurons are consumed
+    _clear(st.eg_marked, back[0])  # this slot's arrivals at error neurons are consumed
     if pol.mode != MODE_LEARN or held:
         return STATUS_OK
     t = T - pol.learn_tick0
@@ -517,10 +538,10 @@ def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> boo
     """Whether this tick runs its value stage (not after the last error stage of a
     rule that ends there); carries the value lines forward when it does."""
     if pol.last_error_only and step == pol.n_ticks - 1:
-        st.val_wake[back[0]] = 0
+        _clear(st.val_wake, back[0])
         return False
-    st.v_line[back[0]] = st.v_line[back[1]]
-    st.x_line[back[0]] = st.x_line[back[1]]
+    _carry(st.v_line, back)
+    _carry(st.x_line, back)
     return True
 
 
@@ -528,7 +549,7 @@ def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> boo
 def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) -> int:
     """After the plasticity: a non-finite weight means divergence (S8); in the
     prediction phase, no message in flight means quiescence (S7)."""
-    st.vg_marked[back[0]] = 0  # this slot's arrivals at value neurons are consumed
+    _clear(st.vg_marked, back[0])  # this slot's arrivals at value neurons are consumed
     shared, s_param = net.s_param.shape[0] > 0, net.s_param
     finite = True
     for i in range(st.learning.shape[0]):
@@ -551,8 +572,7 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
     ``status`` is STATUS_OK, STATUS_QUIET (prediction phase reached quiescence),
     STATUS_DIVERGED (the last tick done diverged) or STATUS_BUFFER_FULL.
     """
-    D = st.err_wake_in.shape[0]
-    back, ahead = np.empty(D + 1, np.int64), np.empty(D + 1, np.int64)
+    back, ahead = st.back, st.ahead
     status = STATUS_OK
     for step in range(pol.n_ticks):
         T = pol.tick0 + step
@@ -578,8 +598,7 @@ def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Record
     """:func:`run_ticks` with each stage split into ``pol.blocks`` blocks on parallel
     threads: a separate entry point, so that a serial run never compiles or starts the
     thread pool. Same result, bit for bit."""
-    D = st.err_wake_in.shape[0]
-    back, ahead = np.empty(D + 1, np.int64), np.empty(D + 1, np.int64)
+    back, ahead = st.back, st.ahead
     status = STATUS_OK
     for step in range(pol.n_ticks):
         T = pol.tick0 + step

@@ -48,4 +48,5 @@ def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
         applied=np.zeros_like(theta), pending=np.zeros((n_e, lanes), dtype),
         learning=np.zeros(n_e, np.uint8), fired=np.zeros((n_e, lanes), np.uint8),
         v_next=np.zeros((n_v, lanes), dtype),
+        back=np.zeros(D + 1, np.int64), ahead=np.zeros(D + 1, np.int64),
     )
