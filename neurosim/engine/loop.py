@@ -454,14 +454,14 @@ def _energy(eps: np.ndarray) -> float:
 
 
 @numba.njit(cache=True)
-def _quiet(st: StateArrays) -> bool:
+def _quiet(err_wake_in: np.ndarray, err_wake_own: np.ndarray, val_wake: np.ndarray) -> bool:
     """No message in flight: every wake ring is empty."""
-    for d in range(st.err_wake_in.shape[0]):
-        for i in range(st.err_wake_in.shape[1]):
-            if st.err_wake_in[d, i] or st.err_wake_own[d, i]:
+    for d in range(err_wake_in.shape[0]):
+        for i in range(err_wake_in.shape[1]):
+            if err_wake_in[d, i] or err_wake_own[d, i]:
                 return False
-        for j in range(st.val_wake.shape[1]):
-            if st.val_wake[d, j]:
+        for j in range(val_wake.shape[1]):
+            if val_wake[d, j]:
                 return False
     return True
 
@@ -550,19 +550,25 @@ def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) ->
     """After the plasticity: a non-finite weight means divergence (S8); in the
     prediction phase, no message in flight means quiescence (S7)."""
     _clear(st.vg_marked, back[0])  # this slot's arrivals at value neurons are consumed
-    shared, s_param = net.s_param.shape[0] > 0, net.s_param
-    finite = True
-    for i in range(st.learning.shape[0]):
-        if st.learning[i]:
-            st.learning[i] = 0
-            for s in range(net.in_ptr[i], net.in_ptr[i + 1]):
-                if not np.isfinite(st.theta[s_param[s] if shared else s]):
-                    finite = False
-    if not finite:
+    if not _weights_finite(st.learning, net.in_ptr, net.s_param, st.theta):
         return STATUS_DIVERGED
-    if pol.stop_when_quiet and _quiet(st):
+    if pol.stop_when_quiet and _quiet(st.err_wake_in, st.err_wake_own, st.val_wake):
         return STATUS_QUIET
     return STATUS_OK
+
+
+@numba.njit(cache=True)
+def _weights_finite(learning: np.ndarray, in_ptr: np.ndarray, s_param: np.ndarray, theta: np.ndarray) -> bool:
+    """Whether every weight of the error neurons that learned this tick is finite; clears ``learning``."""
+    shared = s_param.shape[0] > 0
+    finite = True
+    for i in range(learning.shape[0]):
+        if learning[i]:
+            learning[i] = 0
+            for s in range(in_ptr[i], in_ptr[i + 1]):
+                if not np.isfinite(theta[s_param[s] if shared else s]):
+                    finite = False
+    return finite
 
 
 @numba.njit(cache=True)
