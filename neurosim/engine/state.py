@@ -9,19 +9,8 @@ from neurosim.engine.kernels import NetArrays, StateArrays
 
 
 def net_arrays(net: Netlist) -> NetArrays:
-    """The netlist's arrays, bundled for the kernels."""
-    return NetArrays(
-        v_role=net.v_role, v_out_act=net.v_out_act, v_err=net.v_err,
-        e_value=net.e_value, e_act=net.e_act, e_loss=net.e_loss, e_bias=net.e_bias,
-        e_group_lo=net.e_group_lo, e_group_hi=net.e_group_hi,
-        s_param=net.s_param, in_ptr=net.in_ptr,
-        fr_ptr=net.fr_ptr, fr_syn=net.fr_syn, fr_pre=net.fr_pre, fr_len=net.fr_len, fr_delay=net.fr_delay,
-        br_ptr=net.br_ptr, br_syn=net.br_syn, br_stride=net.br_stride, br_post=net.br_post,
-        br_len=net.br_len, br_delay=net.br_delay, own_delay=net.own_delay,
-        vg_ptr=net.vg_ptr, vg_members=net.vg_members, e_vg_ptr=net.e_vg_ptr, e_vg=net.e_vg,
-        e_vg_delay=net.e_vg_delay, eg_ptr=net.eg_ptr, eg_members=net.eg_members, v_eg_ptr=net.v_eg_ptr,
-        v_eg=net.v_eg, v_eg_delay=net.v_eg_delay,
-    )
+    """The netlist's arrays the kernels read, bundled (the fields of :class:`NetArrays`)."""
+    return NetArrays(**{name: getattr(net, name) for name in NetArrays._fields})
 
 
 def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
