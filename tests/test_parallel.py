@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from neurosim.engine import Simulator
+from neurosim.engine.loop import run_ticks_parallel
 from neurosim.graph import mlp
 from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
 
@@ -35,6 +36,7 @@ def test_parallel_equals_serial(rule, convention, loss):
         parallel = _run(rule, threads, convention, loss)
         for a, b in zip(serial, parallel):
             assert np.array_equal(a, b, equal_nan=True), threads
+    assert run_ticks_parallel.signatures  # the parallel entry point did run
 
 
 def test_thread_count_is_checked():

@@ -6,6 +6,13 @@
 :mod:`neurosim.engine.simulator` the :class:`Simulator` a user drives.
 """
 
+import os
+
+# Parallel delivery (Simulator(threads > 1)) runs on numba's OpenMP pool. By default its
+# idle threads spin, which on a small machine starves numpy's BLAS threads and the main
+# thread; let them sleep instead, unless the user chose otherwise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from neurosim.engine.simulator import LearnResult, Presentation, Simulator, exact_steps
 
 __all__ = ["LearnResult", "Presentation", "Simulator", "exact_steps"]

@@ -35,7 +35,7 @@ from neurosim.engine.kernels import (
     Policy,
     Recorders,
 )
-from neurosim.engine.loop import clamp_values, run_ticks
+from neurosim.engine.loop import clamp_values, run_ticks, run_ticks_parallel
 from neurosim.engine.state import allocate_state, net_arrays
 from neurosim.errors import ConfigError, DataError
 from neurosim.graph.spec import output_vertices, trigger_steps
@@ -265,9 +265,11 @@ class Simulator:
             raise RuntimeError(f"the prediction phase did not settle within {limit} ticks")
 
     def _run(self, pol: Policy, rec: Recorders) -> tuple[int, int]:
-        """Run the kernel on this simulator's threads."""
+        """Run the kernel on this simulator's threads (the serial entry point for one)."""
+        if self.threads == 1:
+            return run_ticks(self.net, self.state, pol, rec)
         numba.set_num_threads(self.threads)
-        return run_ticks(self.net, self.state, pol, rec)
+        return run_ticks_parallel(self.net, self.state, pol, rec)
 
     def _policy(self, mode: int, **kw: object) -> Policy:
         base = dict(
