@@ -648,6 +648,5 @@ def clamp_values(net: NetArrays, st: StateArrays, neurons: np.ndarray, values: n
         if changed:
             if net.v_err[j] >= 0:
                 st.err_wake_own[T % D, net.v_err[j]] = 1
-            for r in range(net.br_ptr[j], net.br_ptr[j + 1]):
-                for q in range(net.br_len[r]):
-                    st.err_wake_in[T % D, net.br_post[r] + q] = 1
+            for g in range(net.v_eg_ptr[j], net.v_eg_ptr[j + 1]):
+                _wake_group(st.err_wake_in, st.eg_marked, net.eg_ptr, net.eg_members, net.v_eg[g], T % D)
