@@ -29,7 +29,9 @@ S4. **Who computes.** A neuron computes in a stage when a message arrived for it
     then, when the rule's schedule names it (Z-IL's trigger, the end of IL's or Strict
     PC's relaxation), or, for a value neuron, when its last update moved it (it is
     not at rest). Every other neuron keeps its state: by construction recomputing it
-    would give the same bits (``Policy.all_active`` checks this).
+    would give the same bits (``Policy.all_active`` checks this). Likewise an error
+    neuron recomputes its weighted input only when one of its synapses received a
+    message or changed, not when only its own value neuron spoke.
 S5. **Silence.** A neuron whose output did not change (in any lane of the
     mini-batch) emits nothing.
 S6. **Plasticity.** The error stage decides, from the same state ``t`` as the
@@ -50,7 +52,8 @@ S7. **Phases of a presentation.** *Prediction*: the inputs are clamped (a change
 S8. **Divergence.** After each learning error stage the energy
     ``E = 1/2 sum eps^2`` (an observer's quantity, not a neuron's) is checked: a
     non-finite value or ``E > max_energy_ratio * E(0)`` stops the run and reports the
-    tick; nothing is applied.
+    tick, as does a weight made non-finite by the tick's plasticity; nothing is
+    applied (the weights of the presentation are restored exactly).
 
 Softmax cross-entropy outputs are the one lateral exchange: the error neurons of a
 ``ce`` output form a group that computes ``softmax(mu)`` together in the same stage.
