@@ -9,9 +9,10 @@ synapses may then share one entry: that is weight sharing, the one non-local ste
 
 Value neuron ``j`` and error neuron ``v_err[j]`` form a pair (Song et al. 2020, Fig. 1);
 the pair talks over a private link with delay ``own_delay`` in both directions.
-Synapses are stored by target (synapses ``in_ptr[i]..in_ptr[i+1]`` arrive at error
-neuron ``i``) and by source (``out_ptr``/``out_syn``: the synapses leaving a value
-neuron), each with an integer delay of at least one tick. *Wake groups* list, for
+Synapses are stored as runs (:mod:`neurosim.compile.runs`) by target (synapses
+``in_ptr[i]..in_ptr[i+1]`` arrive at error neuron ``i``) and by source, each with an
+integer delay of at least one tick; per-synapse views (``s_pre``, ``s_post``,
+``s_delay``, ``out_ptr``/``out_syn``) are expanded on request. *Wake groups* list, for
 every neuron, the sets of neurons its messages reach (one set per delay), shared
 between neurons that reach the same set, so that a tick wakes each set once.
 
