@@ -13,6 +13,6 @@ import os
 # thread; let them sleep instead, unless the user chose otherwise.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from neurosim.engine.simulator import LearnResult, Presentation, Simulator, exact_steps
+from neurosim.engine.simulator import LearnResult, Presentation, Simulator
 
-__all__ = ["LearnResult", "Presentation", "Simulator", "exact_steps"]
+__all__ = ["LearnResult", "Presentation", "Simulator"]

@@ -38,25 +38,11 @@ from neurosim.engine.kernels import (
 from neurosim.engine.loop import clamp_values, run_ticks, run_ticks_parallel
 from neurosim.engine.state import allocate_state, net_arrays
 from neurosim.errors import ConfigError, DataError
-from neurosim.graph.spec import output_vertices, trigger_steps
+from neurosim.graph.spec import exact_steps, output_vertices, trigger_steps
 from neurosim.params import Params, check_params, init_params
 from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 _NEVER = -(2**40)  # last_change before learning: the prediction phase, errors constant
-
-
-def exact_steps(graph: nx.DiGraph) -> int:
-    """``n_exact = 1 +`` the longest path (in edges) from a parametrized vertex to an output.
-
-    Rosenbaum (2022, Theorem 1): FixedPred with ``eta = 1`` and ``n >= n_exact``
-    iterations gives the exact gradient; ``n_exact = L`` for a chain of ``L`` layers.
-    """
-    longest: dict[str, int] = {}
-    for v in reversed(list(nx.topological_sort(graph))):
-        outs = [longest[c] + 1 for c in graph.successors(v) if longest[c] >= 0]
-        own = 0 if graph.nodes[v].get("loss") is not None else -1
-        longest[v] = max([own, *outs])
-    return 1 + max(longest[v] for v in graph if graph.nodes[v]["op"] != "input")
 
 
 @dataclass
@@ -344,7 +330,8 @@ class Presentation:
             kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=np.full(n_e, rule.t_c, np.int64))
             return UPDATE_AT_TRIGGER, rule.t_c + 1, kw
         if isinstance(rule, ZIL):
-            trigger_steps(sim.graph)  # raises a GraphError where Z-IL is not defined
+            if np.any(sim.netlist.e_trigger < 0):
+                trigger_steps(sim.graph)  # raises the GraphError that says why Z-IL is not defined here
             trig = sim.netlist.e_trigger.astype(np.int64)
             kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=trig)
             return UPDATE_AT_TRIGGER, int(trig.max()) + 1, kw

@@ -6,13 +6,14 @@ compilation.
 """
 
 from neurosim.graph.builders import mlp
-from neurosim.graph.spec import CONVENTIONS, LOSSES, OPS, output_vertices, param_shapes, trigger_steps
+from neurosim.graph.spec import CONVENTIONS, LOSSES, OPS, exact_steps, output_vertices, param_shapes, trigger_steps
 from neurosim.graph.validate import validate_graph
 
 __all__ = [
     "CONVENTIONS",
     "LOSSES",
     "OPS",
+    "exact_steps",
     "mlp",
     "output_vertices",
     "param_shapes",

@@ -76,3 +76,17 @@ def trigger_steps(graph: nx.DiGraph) -> dict[str, int]:
             )
         steps[v] = next(iter(ls))
     return steps
+
+
+def exact_steps(graph: nx.DiGraph) -> int:
+    """``n_exact = 1 +`` the longest path (in edges) from a parametrized vertex to an output.
+
+    Rosenbaum (2022, Theorem 1): FixedPred with ``eta = 1`` and ``n >= n_exact``
+    iterations gives the exact gradient; ``n_exact = L`` for a chain of ``L`` layers.
+    """
+    longest: dict[str, int] = {}
+    for v in reversed(list(nx.topological_sort(graph))):
+        outs = [longest[c] + 1 for c in graph.successors(v) if longest[c] >= 0]
+        own = 0 if graph.nodes[v].get("loss") is not None else -1
+        longest[v] = max([own, *outs])
+    return 1 + max(longest[v] for v in graph if graph.nodes[v]["op"] != "input")

@@ -91,11 +91,11 @@ from neurosim.reference.backprop import (
     Params,
     backward,
     dense_prediction,
-    network,
     output_error,
     prepare,
     presynaptic,
 )
+from neurosim.graph.spec import exact_steps as n_exact  # FixedPred's default n (a graph property)
 from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 
@@ -284,18 +284,6 @@ def _final(run: _Run, deltas: Params, at: int, steps: int, **extra: Any) -> Refe
     if new is None:
         return run.diverged(at, steps)
     return run.finish(new, deltas, steps, **extra)
-
-
-def n_exact(graph: nx.DiGraph) -> int:
-    """FixedPred's exact step count: 1 + the longest path (in edges) from a dense vertex to an output.
-
-    Rosenbaum (2022), Theorem 1: ``L`` for a chain of ``L`` dense layers.
-    """
-    net = network(graph)
-    longest: dict[str, int] = {}
-    for v in reversed(net.dense):
-        longest[v] = max((1 + longest[c] for c in net.children[v]), default=0)
-    return 1 + max(longest.values())
 
 
 def _bp(run: _Run, graph: nx.DiGraph, rule: BP) -> ReferenceResult:
