@@ -13,26 +13,27 @@ import networkx as nx
 import numpy as np
 
 from neurosim.errors import ParameterError
-from neurosim.graph.spec import param_shapes
+from neurosim.graph.spec import param_shapes, param_specs
 
 Params = dict[str, np.ndarray]
 
 
 def init_params(graph: nx.DiGraph, seed: int = 0, dtype: type = np.float64) -> Params:
-    """Random parameters like PyTorch's ``nn.Linear`` default.
+    """Random parameters like PyTorch's defaults.
 
-    Every weight and bias of a vertex with ``fan_in`` inputs is drawn from
-    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, in topological order from one
-    ``numpy.random.default_rng(seed)`` stream, so the same seed gives the same bits.
+    Every parameter is drawn from ``U(-bound, bound)`` with PyTorch's bound
+    (:func:`neurosim.graph.spec.param_specs`: ``1/sqrt(fan_in)`` for dense and conv
+    layers, ``1/sqrt(hidden)`` for an LSTM), in topological order of first use from
+    one ``numpy.random.default_rng(seed)`` stream, so the same seed gives the same bits.
     """
+    from neurosim.graph.validate import validate_graph
+
+    validate_graph(graph)
     rng = np.random.default_rng(seed)
-    params: Params = {}
-    for name, shape in param_shapes(graph).items():
-        vertex = name.rsplit(".", 1)[0]
-        (parent,) = graph.predecessors(vertex)
-        bound = 1.0 / np.sqrt(graph.nodes[parent]["size"])
-        params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
-    return params
+    return {
+        name: rng.uniform(-spec.init_bound, spec.init_bound, size=spec.shape).astype(dtype)
+        for name, spec in param_specs(graph).items()
+    }
 
 
 def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: type = np.float64) -> Params:
@@ -41,6 +42,9 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
     Raises :class:`ParameterError` naming the parameter that is missing, unexpected,
     of the wrong shape, or not finite.
     """
+    from neurosim.graph.validate import validate_graph
+
+    validate_graph(graph)
     expected = param_shapes(graph)
     if not isinstance(params, Mapping):
         raise ParameterError(f"parameters must be a dict of arrays, got {type(params).__name__}")
@@ -57,7 +61,8 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
         arr = np.ascontiguousarray(np.asarray(params[name], dtype=dtype))
         if arr.shape != shape:
             raise ParameterError(
-                f"parameter {name!r} has shape {arr.shape}, expected {shape} (PyTorch layout (out, in))"
+                f"parameter {name!r} has shape {arr.shape}, expected {shape} (PyTorch layout: "
+                "(out, in) for dense, (out_c, in_c, kh, kw) for conv2d, (4 hidden, in) for an LSTM)"
             )
         if not np.all(np.isfinite(arr)):
             raise ParameterError(f"parameter {name!r} contains NaN or infinite values")

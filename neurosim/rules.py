@@ -54,6 +54,16 @@ def require_count(name: str, value: int, minimum: int = 0) -> None:
         raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
+def require_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+SHARED_UPDATES = ("deferred", "immediate")
+DETECTORS = ("song", "feedback")
+
+
 @dataclass(frozen=True)
 class Rule:
     """Base class: every rule has a learning rate ``alpha``."""
@@ -94,29 +104,51 @@ class IL(Rule):
 
 @dataclass(frozen=True)
 class ZIL(Rule):
-    """Zero-divergence IL: vertex ``j`` updates at step ``l_j`` (its path length to the output)."""
+    """Zero-divergence IL: vertex ``j`` updates at step ``l_j`` (its path length to the output).
+
+    A parameter shared by vertices with different trigger steps (a recurrent weight
+    unrolled in time) accumulates their updates and applies the sum at the end of its
+    last trigger step (``shared_updates="deferred"``, exact); ``"immediate"`` applies
+    each vertex's part at its own step, so that later steps see changed weights (not
+    backprop: shown by the tests, for comparison).
+    """
 
     gamma: float = 1.0
+    shared_updates: str = "deferred"
     max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
     name = "zil"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive("gamma", self.gamma)
+        require_choice("shared_updates", self.shared_updates, SHARED_UPDATES)
 
 
 @dataclass(frozen=True)
 class FaZIL(Rule):
-    """Fully autonomous Z-IL: updates gated by the change detector phi with window ``t_d``."""
+    """Fully autonomous Z-IL: updates gated by the change detector phi with window ``t_d``.
+
+    ``detector="song"`` is Song et al.'s phi as written. ``detector="feedback"`` is
+    neurosim's corrected variant, keyed on the arrival of feedback: error neuron ``i``
+    fires at most once per presented sample, at the first change of its error while its
+    prediction ``mu_i`` has not moved since the sample's learning phase began (a change
+    that only its own value neuron's feedback can cause). It never fires late where the
+    backprop error is exactly 0 (ReLU in the pre convention, max-pool).
+    A parameter shared by several vertices accumulates its updates over the
+    presentation and applies them at its end (there is no schedule to say when its last
+    trigger is).
+    """
 
     t_d: int = 4
     ticks: int | None = None
     gamma: float = 1.0
+    detector: str = "song"
     max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
     name = "fazil"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_choice("detector", self.detector, DETECTORS)
         require_count("t_d", self.t_d, 1)
         if self.ticks is not None:
             require_count("ticks", self.ticks, 1)

@@ -59,8 +59,10 @@ def test_cycle_and_structure_errors():
         validate_graph(g)
     two_parents = _chain()
     two_parents.add_node("y", op="input", size=3)
-    two_parents.add_edge("y", "out")
-    with pytest.raises(GraphError, match="'out'.*2 parents"):
+    two_parents.add_node("act", op="activation", activation="tanh", loss="mse")
+    two_parents.add_edge("y", "act")
+    two_parents.add_edge("x", "act")
+    with pytest.raises(GraphError, match="'act'.*2 parents.*exactly 1"):
         validate_graph(two_parents)
     with pytest.raises(GraphError, match="networkx.DiGraph"):
         validate_graph({"a": 1})

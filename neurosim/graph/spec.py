@@ -1,33 +1,181 @@
 """What a model graph contains: vertex ops, their attributes, their parameters.
 
 A model is a :class:`networkx.DiGraph`. Each node is a *vertex*, a population of
-scalar neurons; each edge ``parent -> child`` is a data dependency. Node attributes:
+scalar neurons holding a tensor of shape ``shape`` (flattened row-major into
+``size`` neurons); each edge ``parent -> child`` is a data dependency. A vertex
+computes its prediction ``mu = f(parents; theta)`` from its parents' values, taken in
+the order of its ``inputs`` attribute (default: the order in which the edges were
+added). Validation (:func:`neurosim.graph.validate_graph`) infers every vertex's
+``shape`` and ``size`` and writes them on the node.
 
-``op="input"``
-    A clamped input population. Attributes: ``size`` (int). No parents.
-``op="dense"``
-    A dense layer with exactly one parent. Attributes: ``size`` (int),
-    ``activation`` (``linear``, ``sigmoid``, ``tanh``, ``relu``), ``convention``
-    and ``bias`` (bool). Optional ``loss`` (``mse`` or ``ce``) marks an output vertex.
+Ops and their attributes (``x``, ``x1``, ``x2``... are the parents' values):
 
-    - ``convention="post"`` (Rosenbaum, Torch2PC): ``mu = act(W v_parent + b)``
-    - ``convention="pre"`` (Whittington and Bogacz 2017, Song et al. 2020):
-      ``mu = W act(v_parent) + b``; the activation belongs to the *input* of the layer.
+``input``
+    A clamped population: ``size`` (int) or ``shape`` (tuple). No parents.
+``dense``
+    ``mu = act(sum_p W_p x_p + sum_b b)`` (``convention="post"``, Rosenbaum) or
+    ``mu = sum_p W_p act(x_p) + sum_b b`` (``convention="pre"``, Whittington and
+    Bogacz 2017, Song et al. 2020: the activation belongs to the *input*). Attributes
+    ``size``, ``activation``, ``convention``, ``bias`` (default True); several parents
+    are allowed (their maps are summed, as in ``W_ih x_t + W_hh h_{t-1}``).
+``conv2d``
+    Cross-correlation as PyTorch's ``nn.Conv2d``: parent of shape ``(C, H, W)``,
+    attributes ``out_channels``, ``kernel_size`` (int or pair), ``stride`` (default 1),
+    ``padding`` (zeros, default 0), ``activation``, ``convention``, ``bias``. Output
+    ``(out_channels, H', W')`` with ``H' = (H + 2 padding - kh) // stride + 1``.
+``avgpool`` / ``maxpool``
+    Over windows ``kernel_size`` (int or pair) with ``stride`` (default: the kernel
+    size), no padding, per channel of a ``(C, H, W)`` parent. ``maxpool`` routes the
+    error to the *first* maximal input of the window in row-major order (ties are
+    broken towards the lower index).
+``flatten``
+    ``(C, H, W)`` to ``(C*H*W,)``, row-major (PyTorch's ``flatten``).
+``activation``
+    Elementwise ``mu = act(x)``; attribute ``activation``.
+``sum``
+    Elementwise ``mu = act(x1 + x2 + ...)`` of parents of one shape; optional
+    ``activation`` (default ``linear``).
+``product``
+    Elementwise sum of products of consecutive parent pairs,
+    ``mu = f1(x1) f2(x2) + f3(x3) f4(x4) + ...`` (two parents: the plain product;
+    four: the LSTM cell ``f * c_prev + i * g``); optional ``activations``, one per
+    parent (default ``linear``), e.g. ``("linear", "tanh")`` for ``o * tanh(c)``.
+``concat``
+    The parents' values concatenated (flattened, in input order).
+``split``
+    The slice ``x[start:stop]`` of the (flattened) parent: attributes ``start``, ``stop``.
+``lstm``
+    One LSTM step as a single population, the *cell-level* granularity: value
+    ``[h_t; c_t]`` (size ``2 hidden``), inputs ``x_t`` and optionally the previous
+    state ``[h_{t-1}; c_{t-1}]`` (absent: zeros). Gates in PyTorch's order
+    ``i, f, g, o``: ``gates = W_ih x_t + W_hh h_{t-1} + b_ih + b_hh``,
+    ``c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)``, ``h_t = sigmoid(o) tanh(c_t)``.
+    Attribute ``hidden``.
 
-Parameters of a dense vertex ``name`` are ``name.weight`` with PyTorch's layout
-``(out, in)`` and, if ``bias``, ``name.bias`` with shape ``(out,)``.
+Any vertex but an input may carry ``loss`` (``mse`` or ``ce``), which makes it an
+output; only sinks do, and every sink does. ``ce`` is softmax cross-entropy over the
+vertex (the softmax at an output). Losses are sums over output neurons and samples,
+never means (``mse: 1/2 sum (mu - y)^2``, ``ce: -sum y log softmax(mu)``).
 
-Losses are sums over output neurons and samples, never means
-(``mse: 1/2 sum (mu - y)^2``, ``ce: -sum y log softmax(mu)``).
+Parameters. ``dense``, ``conv2d`` and ``lstm`` vertices own parameters, named by
+*references*: the optional attribute ``weights`` maps a parent to a parameter name
+(or ``(name, row_offset)``: the vertex uses rows ``row_offset ...`` of that matrix),
+and ``biases`` lists the bias references (their values are summed). Two vertices that
+name the same parameter *share* it: a recurrent weight across time steps, the gate
+rows of one LSTM matrix. Defaults:
+
+- dense with one parent: ``<v>.weight`` ``(out, in)``; with several, ``<v>.weight_<parent>``;
+  bias ``<v>.bias`` ``(out,)``;
+- conv2d: ``<v>.weight`` ``(out_c, in_c, kh, kw)``, ``<v>.bias`` ``(out_c,)``;
+- lstm: ``<v>.weight_ih`` ``(4H, in)``, ``<v>.weight_hh`` ``(4H, H)``, biases
+  ``<v>.bias_ih``, ``<v>.bias_hh`` ``(4H,)`` (PyTorch's ``nn.LSTM`` layout).
+
+A dense parameter's rows are the largest ``row_offset + size`` of its references.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import networkx as nx
 
-OPS = ("input", "dense")
+from neurosim.errors import GraphError
+
+OPS = (
+    "input", "dense", "conv2d", "avgpool", "maxpool", "flatten", "activation",
+    "sum", "product", "concat", "split", "lstm",
+)
+#: ops whose vertices own parameters
+PARAMETRIZED_OPS = ("dense", "conv2d", "lstm")
 CONVENTIONS = ("post", "pre")
 LOSSES = ("mse", "ce")
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    """Vertex ``vertex`` reads parameter ``name`` from row ``row_offset`` on."""
+
+    name: str
+    row_offset: int = 0
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter's shape (PyTorch layout) and the bound of its default uniform init."""
+
+    shape: tuple[int, ...]
+    init_bound: float
+
+
+def inputs_of(graph: nx.DiGraph, v: object) -> list:
+    """The parents of ``v`` in the order its op reads them (``inputs`` or edge order)."""
+    given = graph.nodes[v].get("inputs")
+    return list(given) if given is not None else list(graph.predecessors(v))
+
+
+def pair(value: object, what: str, v: object) -> tuple[int, int]:
+    """An int or a pair of ints as a pair (kernel sizes, strides, paddings)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        out = tuple(value)
+    else:
+        out = (value, value)
+    if not all(isinstance(k, int) and not isinstance(k, bool) for k in out):
+        raise GraphError(f"vertex {v!r}: {what} must be an int or a pair of ints, got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def conv_geometry(graph: nx.DiGraph, v: object) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """``(kernel, stride, padding)`` of a conv2d or pooling vertex, as pairs."""
+    attrs = graph.nodes[v]
+    kernel = pair(attrs.get("kernel_size"), "kernel_size", v)
+    default_stride = 1 if attrs["op"] == "conv2d" else kernel
+    stride = pair(attrs.get("stride", default_stride), "stride", v)
+    padding = pair(attrs.get("padding", 0), "padding", v)
+    return kernel, stride, padding
+
+
+def _ref(value: object, v: object) -> ParamRef:
+    if isinstance(value, str):
+        return ParamRef(value)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str) \
+            and isinstance(value[1], int) and value[1] >= 0:
+        return ParamRef(value[0], value[1])
+    raise GraphError(
+        f"vertex {v!r}: a parameter reference is a name or (name, row_offset), got {value!r}"
+    )
+
+
+def weight_refs(graph: nx.DiGraph, v: object) -> dict[object, ParamRef]:
+    """The weight parameter each parent of a parametrized vertex is read through."""
+    attrs = graph.nodes[v]
+    parents = inputs_of(graph, v)
+    op = attrs["op"]
+    if op == "lstm":
+        default = {parents[0]: f"{v}.weight_ih"}
+        if len(parents) > 1:
+            default[parents[1]] = f"{v}.weight_hh"
+    elif op == "dense" and len(parents) > 1:
+        default = {p: f"{v}.weight_{p}" for p in parents}
+    else:
+        default = {p: f"{v}.weight" for p in parents}
+    given = attrs.get("weights") or {}
+    unknown = [p for p in given if p not in parents]
+    if unknown:
+        raise GraphError(f"vertex {v!r} names weights for {unknown}, which are not among its inputs {parents}")
+    return {p: _ref(given.get(p, default[p]), v) for p in parents}
+
+
+def bias_refs(graph: nx.DiGraph, v: object) -> list[ParamRef]:
+    """The bias parameters of a parametrized vertex (their values are summed)."""
+    attrs = graph.nodes[v]
+    if attrs.get("biases") is not None:
+        return [_ref(b, v) for b in attrs["biases"]]
+    if not attrs.get("bias", True):
+        return []
+    if attrs["op"] == "lstm":
+        return [ParamRef(f"{v}.bias_ih"), ParamRef(f"{v}.bias_hh")]
+    return [ParamRef(f"{v}.bias")]
 
 
 def output_vertices(graph: nx.DiGraph) -> list[str]:
@@ -35,46 +183,102 @@ def output_vertices(graph: nx.DiGraph) -> list[str]:
     return [v for v in nx.topological_sort(graph) if graph.nodes[v].get("loss") is not None]
 
 
-def param_shapes(graph: nx.DiGraph) -> dict[str, tuple[int, ...]]:
-    """Name and shape (PyTorch layout) of every parameter of the graph, in topological order."""
-    shapes: dict[str, tuple[int, ...]] = {}
+def param_specs(graph: nx.DiGraph) -> dict[str, ParamSpec]:
+    """Every parameter of a validated graph: shape and default init bound, in
+    topological order of first use.
+
+    Init bounds follow PyTorch: ``1/sqrt(fan_in)`` for ``nn.Linear`` (fan_in: the
+    parent's size) and ``nn.Conv2d`` (``in_c kh kw``), ``1/sqrt(hidden)`` for ``nn.LSTM``.
+    """
+    rows: dict[str, int] = {}
+    specs: dict[str, tuple[tuple[int, ...], float, str]] = {}  # name -> (trailing shape, bound, kind)
+
+    def claim(name: str, kind: str, rows_needed: int, tail: tuple[int, ...], bound: float, v: object) -> None:
+        if name in specs:
+            old_tail, _, old_kind = specs[name]
+            if old_kind != kind or old_tail != tail:
+                raise GraphError(
+                    f"vertex {v!r} uses parameter {name!r} as a {kind} of trailing shape {tail}, but "
+                    f"another vertex uses it as a {old_kind} of trailing shape {old_tail}"
+                )
+        else:
+            specs[name] = (tail, bound, kind)
+        rows[name] = max(rows.get(name, 0), rows_needed)
+
     for v in nx.topological_sort(graph):
         attrs = graph.nodes[v]
-        if attrs["op"] == "dense":
-            (parent,) = graph.predecessors(v)
-            shapes[f"{v}.weight"] = (attrs["size"], graph.nodes[parent]["size"])
-            if attrs.get("bias", True):
-                shapes[f"{v}.bias"] = (attrs["size"],)
-    return shapes
+        op = attrs["op"]
+        if op not in PARAMETRIZED_OPS:
+            continue
+        wrefs = weight_refs(graph, v)
+        if op == "conv2d":
+            (kh, kw), _, _ = conv_geometry(graph, v)
+            (parent,) = wrefs
+            in_c = graph.nodes[parent]["shape"][0]
+            out_c = attrs["out_channels"]
+            bound = 1.0 / math.sqrt(in_c * kh * kw)
+            claim(wrefs[parent].name, "conv weight", out_c, (in_c, kh, kw), bound, v)
+            for b in bias_refs(graph, v):
+                claim(b.name, "conv bias", out_c, (), bound, v)
+            continue
+        if op == "lstm":
+            hidden = attrs["hidden"]
+            bound = 1.0 / math.sqrt(hidden)
+            parents = list(wrefs)
+            claim(wrefs[parents[0]].name, "weight", 4 * hidden, (graph.nodes[parents[0]]["size"],), bound, v)
+            if len(parents) > 1:
+                claim(wrefs[parents[1]].name, "weight", 4 * hidden, (hidden,), bound, v)
+            for b in bias_refs(graph, v):
+                claim(b.name, "bias", 4 * hidden, (), bound, v)
+            continue
+        size = attrs["size"]
+        fan_in = sum(graph.nodes[p]["size"] for p in wrefs)
+        bound = 1.0 / math.sqrt(fan_in)
+        for p, ref in wrefs.items():
+            claim(ref.name, "weight", ref.row_offset + size, (graph.nodes[p]["size"],), bound, v)
+        for b in bias_refs(graph, v):
+            claim(b.name, "bias", b.row_offset + size, (), bound, v)
+    return {name: ParamSpec((rows[name], *tail), bound) for name, (tail, bound, _) in specs.items()}
 
 
-def trigger_steps(graph: nx.DiGraph) -> dict[str, int]:
-    """Z-IL's trigger step of every parametrized vertex: its path length to the outputs.
+def param_shapes(graph: nx.DiGraph) -> dict[str, tuple[int, ...]]:
+    """Name and shape (PyTorch layout) of every parameter of the graph."""
+    return {name: spec.shape for name, spec in param_specs(graph).items()}
 
-    Song et al.'s condition C2 updates the parameters of vertex ``j`` at inference
-    step ``t = l``, the number of edges from ``j`` to the output (the output's at 0).
-    Z-IL is defined only where that length is unique; a vertex with several path
-    lengths to the outputs raises a :class:`~neurosim.errors.GraphError`.
-    """
-    from neurosim.errors import GraphError
 
-    lengths: dict[str, set[int]] = {}
+def _path_lengths(graph: nx.DiGraph) -> dict[object, set[int]]:
+    """For every vertex, the lengths (in edges) of its paths to the outputs."""
+    lengths: dict[object, set[int]] = {}
     for v in reversed(list(nx.topological_sort(graph))):
         own = {0} if graph.nodes[v].get("loss") is not None else set()
         for child in graph.successors(v):
             own |= {d + 1 for d in lengths[child]}
         lengths[v] = own
+    return lengths
+
+
+def trigger_steps(graph: nx.DiGraph) -> dict[str, int]:
+    """Z-IL's trigger step of every non-input vertex with a single path length to the outputs.
+
+    Song et al.'s condition C2 updates the parameters of vertex ``j`` at inference
+    step ``t = l``, the number of edges from ``j`` to the output (the output's at 0).
+    Z-IL is defined only where every *parametrized* vertex has a single such length
+    (then so does every vertex below it); otherwise a :class:`GraphError` says which
+    vertex has several. Vertices without parameters and several lengths get none.
+    """
     steps: dict[str, int] = {}
-    for v, ls in lengths.items():
-        if graph.nodes[v]["op"] == "input":
+    for v, ls in _path_lengths(graph).items():
+        op = graph.nodes[v]["op"]
+        if op == "input":
             continue
-        if len(ls) != 1:
+        if len(ls) == 1:
+            steps[v] = next(iter(ls))
+        elif op in PARAMETRIZED_OPS:
             raise GraphError(
-                f"vertex {v!r} reaches the outputs along paths of lengths {sorted(ls)}: Z-IL "
-                "needs a single trigger step per vertex (Song et al. condition C2); use IL, "
-                "Strict PC or FixedPred on this graph"
+                f"vertex {v!r} reaches the outputs along paths of lengths {sorted(ls)}: Z-IL and "
+                "Fa-Z-IL need a single trigger step per parametrized vertex (Song et al. condition "
+                "C2); use IL, Strict PC or FixedPred on this graph"
             )
-        steps[v] = next(iter(ls))
     return steps
 
 
@@ -84,9 +288,6 @@ def exact_steps(graph: nx.DiGraph) -> int:
     Rosenbaum (2022, Theorem 1): FixedPred with ``eta = 1`` and ``n >= n_exact``
     iterations gives the exact gradient; ``n_exact = L`` for a chain of ``L`` layers.
     """
-    longest: dict[str, int] = {}
-    for v in reversed(list(nx.topological_sort(graph))):
-        outs = [longest[c] + 1 for c in graph.successors(v) if longest[c] >= 0]
-        own = 0 if graph.nodes[v].get("loss") is not None else -1
-        longest[v] = max([own, *outs])
-    return 1 + max(longest[v] for v in graph if graph.nodes[v]["op"] != "input")
+    lengths = _path_lengths(graph)
+    params = [max(lengths[v]) for v in graph if graph.nodes[v]["op"] in PARAMETRIZED_OPS and lengths[v]]
+    return 1 + max(params, default=0)

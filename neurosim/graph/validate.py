@@ -1,16 +1,46 @@
-"""Checks a model graph before compilation; every failure names the vertex at fault."""
+"""Checks a model graph before compilation; every failure names the vertex at fault.
+
+Validation also infers every vertex's ``shape`` (and ``size``, the number of its
+neurons) from its parents and writes both on the node; a ``size`` or ``shape`` the
+user gave must agree with the inferred one.
+"""
 
 from __future__ import annotations
+
+import math
 
 import networkx as nx
 
 from neurosim.activations import ACTIVATIONS
 from neurosim.errors import GraphError
-from neurosim.graph.spec import CONVENTIONS, LOSSES, OPS
+from neurosim.graph.spec import (
+    CONVENTIONS,
+    LOSSES,
+    OPS,
+    conv_geometry,
+    inputs_of,
+    param_specs,
+)
 
 _REQUIRED = {
-    "input": ("size",),
+    "input": (),
     "dense": ("size", "activation", "convention"),
+    "conv2d": ("out_channels", "kernel_size", "activation", "convention"),
+    "avgpool": ("kernel_size",),
+    "maxpool": ("kernel_size",),
+    "flatten": (),
+    "activation": ("activation",),
+    "sum": (),
+    "product": (),
+    "concat": (),
+    "split": ("start", "stop"),
+    "lstm": ("hidden",),
+}
+#: how many parents each op takes: (fewest, most)
+_ARITY = {
+    "input": (0, 0), "dense": (1, None), "conv2d": (1, 1), "avgpool": (1, 1), "maxpool": (1, 1),
+    "flatten": (1, 1), "activation": (1, 1), "sum": (1, None), "product": (2, None),
+    "concat": (1, None), "split": (1, 1), "lstm": (1, 2),
 }
 
 
@@ -18,10 +48,11 @@ def validate_graph(graph: nx.DiGraph) -> None:
     """Raise :class:`GraphError` unless ``graph`` is a model neurosim can compile.
 
     Checked: the graph is a non-empty ``networkx.DiGraph`` without cycles; every vertex
-    has a known ``op`` and its required attributes with valid values; every dense
-    vertex has exactly one parent; inputs have no parents; every sink carries a loss
-    and only sinks do; all children of a vertex agree on the convention (a value
-    neuron sends one signal, ``v`` or ``act(v)``, to all its children).
+    has a known ``op``, its required attributes with valid values and the number of
+    parents its op takes; shapes agree along every edge; inputs have no parents; every
+    sink carries a loss and only sinks do; all children of a vertex agree on the signal
+    they read from it (a value neuron sends one signal, ``v`` or, to ``pre``-convention
+    dense and conv children, ``act(v)``); shared parameters are used consistently.
     """
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"a model must be a networkx.DiGraph, got {type(graph).__name__}")
@@ -33,24 +64,43 @@ def validate_graph(graph: nx.DiGraph) -> None:
             f"the model graph has a cycle through vertex {cycle[0][0]!r} ({cycle}); unroll "
             "recurrences in time so that the graph is acyclic"
         )
-    for v, attrs in graph.nodes(data=True):
-        _check_vertex(graph, v, attrs)
+    for v in nx.topological_sort(graph):
+        _check_vertex(graph, v, graph.nodes[v])
     if not any(graph.nodes[v]["op"] == "input" for v in graph):
         raise GraphError("the model graph has no input vertex (op='input')")
     for v in graph:
-        children = list(graph.successors(v))
-        conventions = {graph.nodes[c]["convention"] for c in children}
-        if len(conventions) > 1:
-            raise GraphError(
-                f"the children of vertex {v!r} mix conventions {sorted(conventions)}; "
-                "a vertex's children must all use 'post' or all use 'pre'"
-            )
-        pre_acts = {graph.nodes[c]["activation"] for c in children if graph.nodes[c]["convention"] == "pre"}
-        if len(pre_acts) > 1:
-            raise GraphError(
-                f"the 'pre'-convention children of vertex {v!r} apply different activations "
-                f"{sorted(pre_acts)} to it; give them the same activation"
-            )
+        _check_signal(graph, v)
+    param_specs(graph)  # raises where a shared parameter is used inconsistently
+
+
+def _is_pre(graph: nx.DiGraph, v: object) -> bool:
+    attrs = graph.nodes[v]
+    return attrs["op"] in ("dense", "conv2d") and attrs["convention"] == "pre"
+
+
+def _check_signal(graph: nx.DiGraph, v: object) -> None:
+    children = list(graph.successors(v))
+    pre = [c for c in children if _is_pre(graph, c)]
+    if pre and len(pre) != len(children):
+        raise GraphError(
+            f"the children of vertex {v!r} mix the 'pre' convention ({pre}) with others; a value "
+            "neuron sends one signal to all its children, act(v) for 'pre' or v otherwise"
+        )
+    pre_acts = {graph.nodes[c]["activation"] for c in pre}
+    if len(pre_acts) > 1:
+        raise GraphError(
+            f"the 'pre'-convention children of vertex {v!r} apply different activations "
+            f"{sorted(pre_acts)} to it; give them the same activation"
+        )
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_activation(v: object, name: object, what: str = "activation") -> None:
+    if name not in ACTIVATIONS:
+        raise GraphError(f"vertex {v!r} has unknown {what} {name!r}; choose one of {sorted(ACTIVATIONS)}")
 
 
 def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
@@ -60,40 +110,134 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     for key in _REQUIRED[op]:
         if attrs.get(key) is None:
             raise GraphError(f"vertex {v!r} (op={op!r}) is missing the attribute {key!r}")
-    size = attrs["size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise GraphError(f"vertex {v!r} has size {size!r}; a size must be a positive int")
-    parents = list(graph.predecessors(v))
+    parents = inputs_of(graph, v)
+    actual = set(graph.predecessors(v))
+    if set(parents) != actual or len(parents) != len(actual):
+        raise GraphError(
+            f"vertex {v!r} lists inputs {parents} but its parents in the graph are {sorted(map(str, actual))}"
+        )
+    lo, hi = _ARITY[op]
+    if len(parents) < lo or (hi is not None and len(parents) > hi):
+        want = f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+        raise GraphError(f"{op} vertex {v!r} has {len(parents)} parents {parents}; it needs {want}")
     children = list(graph.successors(v))
     if op == "input":
-        if parents:
-            raise GraphError(f"input vertex {v!r} has parents {parents}; inputs must have none")
         if attrs.get("loss") is not None:
             raise GraphError(f"input vertex {v!r} carries a loss; put the loss on an output layer")
-        return
-    if attrs["activation"] not in ACTIVATIONS:
-        raise GraphError(
-            f"vertex {v!r} has unknown activation {attrs['activation']!r}; choose one of {sorted(ACTIVATIONS)}"
-        )
-    if attrs["convention"] not in CONVENTIONS:
-        raise GraphError(
-            f"vertex {v!r} has unknown convention {attrs['convention']!r}; choose 'post' or 'pre'"
-        )
-    if len(parents) != 1:
-        raise GraphError(f"dense vertex {v!r} has {len(parents)} parents {parents}; it needs exactly one")
-    loss = attrs.get("loss")
-    if loss is not None and loss not in LOSSES:
-        raise GraphError(f"vertex {v!r} has unknown loss {loss!r}; choose one of {list(LOSSES)}")
-    if loss is not None and children:
-        raise GraphError(f"output vertex {v!r} has children {children}; a vertex with a loss must be a sink")
-    if loss is None and not children:
-        raise GraphError(
-            f"vertex {v!r} has no children and no loss, so no error can reach it; "
-            "give it loss='mse' or loss='ce', or connect it"
-        )
-    in_features = attrs.get("in_features")
-    if in_features is not None and in_features != graph.nodes[parents[0]]["size"]:
-        raise GraphError(
-            f"shape mismatch at vertex {v!r}: in_features={in_features} but its parent "
-            f"{parents[0]!r} has size {graph.nodes[parents[0]]['size']}"
-        )
+    else:
+        loss = attrs.get("loss")
+        if loss is not None and loss not in LOSSES:
+            raise GraphError(f"vertex {v!r} has unknown loss {loss!r}; choose one of {list(LOSSES)}")
+        if loss is not None and children:
+            raise GraphError(f"output vertex {v!r} has children {children}; a vertex with a loss must be a sink")
+        if loss is None and not children:
+            raise GraphError(
+                f"vertex {v!r} has no children and no loss, so no error can reach it; "
+                "give it loss='mse' or loss='ce', or connect it"
+            )
+    if op in ("dense", "conv2d", "activation"):
+        _check_activation(v, attrs["activation"])
+    if op in ("dense", "conv2d") and attrs["convention"] not in CONVENTIONS:
+        raise GraphError(f"vertex {v!r} has unknown convention {attrs['convention']!r}; choose 'post' or 'pre'")
+    if op == "sum":
+        _check_activation(v, attrs.get("activation", "linear"))
+    shape = _infer_shape(graph, v, attrs, parents)
+    given_shape = attrs.get("shape")
+    if given_shape is not None and tuple(given_shape) != shape:
+        raise GraphError(f"shape mismatch at vertex {v!r}: it declares shape {tuple(given_shape)}, its inputs give {shape}")
+    size = math.prod(shape)
+    given = attrs.get("size")
+    if given is not None and given != size:
+        raise GraphError(f"shape mismatch at vertex {v!r}: it declares size {given}, its inputs give {size} {shape}")
+    if size < 1:
+        raise GraphError(f"vertex {v!r} has shape {shape}; every vertex needs at least one neuron")
+    attrs["shape"] = shape
+    attrs["size"] = size
+
+
+def _parent_shapes(graph: nx.DiGraph, parents: list) -> list[tuple[int, ...]]:
+    return [tuple(graph.nodes[p]["shape"]) for p in parents]
+
+
+def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tuple[int, ...]:
+    op = attrs["op"]
+    shapes = _parent_shapes(graph, parents)
+    if op == "input":
+        if attrs.get("shape") is not None:
+            shape = tuple(attrs["shape"])
+            if not shape or not all(_positive_int(k) for k in shape):
+                raise GraphError(f"input vertex {v!r} has shape {attrs['shape']!r}; a shape is a tuple of positive ints")
+            return shape
+        size = attrs.get("size")
+        if not _positive_int(size):
+            raise GraphError(f"vertex {v!r} has size {size!r}; a size must be a positive int")
+        return (size,)
+    if op == "dense":
+        if not _positive_int(attrs["size"]):
+            raise GraphError(f"vertex {v!r} has size {attrs['size']!r}; a size must be a positive int")
+        in_features = attrs.get("in_features")
+        if in_features is not None and in_features != graph.nodes[parents[0]]["size"]:
+            raise GraphError(
+                f"shape mismatch at vertex {v!r}: in_features={in_features} but its parent "
+                f"{parents[0]!r} has size {graph.nodes[parents[0]]['size']}"
+            )
+        return (attrs["size"],)
+    if op in ("conv2d", "avgpool", "maxpool"):
+        (shape,) = shapes
+        if len(shape) != 3:
+            raise GraphError(
+                f"{op} vertex {v!r} needs a (channels, height, width) parent, but {parents[0]!r} has "
+                f"shape {shape}; give the input vertex shape=(C, H, W)"
+            )
+        (kh, kw), (sh, sw), (ph, pw) = conv_geometry(graph, v)
+        if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+            raise GraphError(f"vertex {v!r}: kernel_size and stride must be >= 1 and padding >= 0")
+        if op != "conv2d" and (ph or pw):
+            raise GraphError(f"pooling vertex {v!r} has padding {ph, pw}; pooling takes no padding")
+        c, h, w = shape
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if oh < 1 or ow < 1:
+            raise GraphError(f"vertex {v!r}: kernel {kh, kw} does not fit its input of shape {shape}")
+        if op == "conv2d":
+            if not _positive_int(attrs["out_channels"]):
+                raise GraphError(f"vertex {v!r} has out_channels {attrs['out_channels']!r}; give a positive int")
+            return (attrs["out_channels"], oh, ow)
+        return (c, oh, ow)
+    if op == "flatten":
+        return (math.prod(shapes[0]),)
+    if op == "activation":
+        return shapes[0]
+    if op in ("sum", "product"):
+        if len(set(shapes)) != 1:
+            raise GraphError(f"shape mismatch at {op} vertex {v!r}: its inputs {parents} have shapes {shapes}")
+        if op == "product":
+            if len(parents) % 2:
+                raise GraphError(
+                    f"product vertex {v!r} has {len(parents)} inputs; it multiplies consecutive pairs "
+                    "(and sums the products), so it needs an even number"
+                )
+            acts = attrs.get("activations") or ["linear"] * len(parents)
+            if len(acts) != len(parents):
+                raise GraphError(f"product vertex {v!r} has {len(parents)} inputs but {len(acts)} activations")
+            for a in acts:
+                _check_activation(v, a, "factor activation")
+        return shapes[0]
+    if op == "concat":
+        return (sum(math.prod(s) for s in shapes),)
+    if op == "split":
+        n = math.prod(shapes[0])
+        start, stop = attrs["start"], attrs["stop"]
+        if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= n):
+            raise GraphError(f"split vertex {v!r} takes [{start}:{stop}] of a parent of size {n}; need 0 <= start < stop <= {n}")
+        return (stop - start,)
+    if op == "lstm":
+        hidden = attrs["hidden"]
+        if not _positive_int(hidden):
+            raise GraphError(f"lstm vertex {v!r} has hidden {hidden!r}; give a positive int")
+        if len(parents) == 2 and graph.nodes[parents[1]]["size"] != 2 * hidden:
+            raise GraphError(
+                f"shape mismatch at lstm vertex {v!r}: its previous state {parents[1]!r} has size "
+                f"{graph.nodes[parents[1]]['size']}, expected 2 * hidden = {2 * hidden} ([h; c])"
+            )
+        return (2 * hidden,)
+    raise AssertionError(op)  # pragma: no cover - every op is handled above
