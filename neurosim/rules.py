@@ -111,10 +111,19 @@ class ZIL(Rule):
     last trigger step (``shared_updates="deferred"``, exact); ``"immediate"`` applies
     each vertex's part at its own step, so that later steps see changed weights (not
     backprop: shown by the tests, for comparison).
+
+    Song et al.'s ablations (Fig. 3) break one condition at a time: ``gamma != 1``
+    breaks C3; ``update_step = t`` updates every vertex at step ``t`` instead of its own
+    ``l`` (C2; ``None`` is C2 itself); ``init_noise = sigma`` adds Gaussian noise of
+    standard deviation ``sigma`` to every hidden belief at the start of learning, drawn
+    from ``numpy.random.default_rng(noise_seed)`` (C1).
     """
 
     gamma: float = 1.0
     shared_updates: str = "deferred"
+    update_step: int | None = None
+    init_noise: float = 0.0
+    noise_seed: int = 0
     max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
     name = "zil"
 
@@ -122,6 +131,11 @@ class ZIL(Rule):
         super().__post_init__()
         require_positive("gamma", self.gamma)
         require_choice("shared_updates", self.shared_updates, SHARED_UPDATES)
+        if self.update_step is not None:
+            require_count("update_step", self.update_step)
+        if not (isinstance(self.init_noise, (int, float)) and 0 <= self.init_noise < float("inf")):
+            raise ConfigError(f"init_noise must be a finite number >= 0, got {self.init_noise!r}")
+        require_count("noise_seed", self.noise_seed)
 
 
 @dataclass(frozen=True)
