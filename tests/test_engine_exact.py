@@ -110,3 +110,16 @@ def test_fazil_relu_late_firings_are_reproduced_and_reported(conv):
         grads, _ = chain_backprop(g, p, x, y)
         assert len(res.late_firings) > 0
         assert max(rel_err(res.updates[n], -ALPHA * grads[n]) for n in grads) > 1e-6
+
+
+@pytest.mark.parametrize("conv", ["pre", "post"])
+def test_feedback_detector_never_fires_late_and_equals_backprop(conv):
+    """The corrected detector (fires once, while the prediction has not moved) gives
+    backprop's step where Song's phi fires late (ReLU, pre convention), even with
+    ticks well beyond the wave."""
+    g, p, x, y = _case(3, "relu", conv, True, "mse", 3, seed=12)
+    res = Simulator(g, p).learn(x, y, FaZIL(alpha=ALPHA, t_d=4, ticks=8, detector="feedback"))
+    assert len(res.late_firings) == 0
+    steps = {v: 3 + 1 - int(v.removeprefix("layer")) for v in g if v != "input"}
+    assert all(t == steps[v] for t, v, _, _ in res.named(res.firings))
+    _check_equals_sgd(g, p, x, y, res)

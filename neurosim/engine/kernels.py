@@ -15,7 +15,9 @@ import numpy as np
 
 MODE_PREDICT, MODE_LEARN = 0, 1
 UPDATE_NONE, UPDATE_AT_TRIGGER, UPDATE_PHI, UPDATE_HELD = 0, 1, 2, 3
-STATUS_OK, STATUS_DIVERGED, STATUS_QUIET, STATUS_BUFFER_FULL = 0, 1, 2, 3
+STATUS_OK, STATUS_DIVERGED, STATUS_QUIET, STATUS_BUFFER_FULL, STATUS_FLUSH = 0, 1, 2, 3, 4
+MSG_VALUE, MSG_ERROR, MSG_FEEDBACK = 0, 1, 2
+CAUSE_SCHEDULE, CAUSE_PHI, CAUSE_RELAXED, CAUSE_DEFERRED = 0, 1, 2, 3
 DETECTOR_SONG, DETECTOR_FEEDBACK = 0, 1
 
 
@@ -132,7 +134,8 @@ class Policy(NamedTuple):
     ``mode`` (predict or learn), ``fixed`` (fixed predictions), ``gamma`` (inference
     step), ``alpha`` (learning rate), ``update_kind`` and its arguments ``trigger``
     (per error neuron, learning step of its update), ``t_d`` (phi's window),
-    ``detector`` (DETECTOR_SONG or DETECTOR_FEEDBACK), ``defer_step`` (per entry of
+    ``detector`` (DETECTOR_SONG or DETECTOR_FEEDBACK), ``cause`` (what triggers this
+    rule's updates, ``CAUSE_*``, for the plasticity timeline), ``defer_step`` (per entry of
     theta: the learning step at whose end its accumulated changes apply, -1: at once),
     ``defer_params`` (the entries with a ``defer_step``), ``defer_wake`` (the error
     neurons that read them, woken when they change),
@@ -154,6 +157,7 @@ class Policy(NamedTuple):
     trigger: np.ndarray
     t_d: int
     detector: int
+    cause: int
     defer_step: np.ndarray
     defer_params: np.ndarray
     defer_wake: np.ndarray
@@ -171,12 +175,36 @@ class Policy(NamedTuple):
 
 
 class Recorders(NamedTuple):
-    """Preallocated buffers the kernel writes into: energy per tick, phi firings
-    ``(step, error neuron, lane)``, the errors at each neuron's trigger, the reference
-    energy ``E(0)`` and the number of firings so far."""
+    """Preallocated buffers the kernel writes into (observers: nothing a neuron reads).
+
+    Always: energy per learning tick, phi firings ``(step, error neuron, lane)``, the
+    errors at each neuron's trigger, the reference energy ``E(0)`` and the number of
+    firings so far. The monitors (:mod:`neurosim.monitors`), each off when its buffer
+    has no rows: ``ev`` events ``(tick, MSG_*, neuron)``; ``pl`` the plasticity
+    timeline ``(tick, error neuron or -1, index in theta, CAUSE_*)`` with ``pl_delta``
+    the change; traces per tick ``tr_tick``, ``tr_v`` of value neurons ``tr_v_idx``,
+    ``tr_mu``, ``tr_eps``, ``tr_phi`` of error neurons ``tr_e_idx``, ``tr_energy``.
+    ``*_n`` count the rows written; ``reserve`` holds the most rows one tick can add to
+    ``ev`` and ``pl``: a chunk stops early (STATUS_FLUSH) when a tick might not fit.
+    """
 
     energy: np.ndarray
     firings: np.ndarray
     n_firings: np.ndarray
     eps_at_trigger: np.ndarray
     energy0: np.ndarray
+    ev: np.ndarray
+    ev_n: np.ndarray
+    pl: np.ndarray
+    pl_delta: np.ndarray
+    pl_n: np.ndarray
+    tr_v_idx: np.ndarray
+    tr_e_idx: np.ndarray
+    tr_tick: np.ndarray
+    tr_v: np.ndarray
+    tr_mu: np.ndarray
+    tr_eps: np.ndarray
+    tr_phi: np.ndarray
+    tr_energy: np.ndarray
+    tr_n: np.ndarray
+    reserve: np.ndarray

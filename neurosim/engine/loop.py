@@ -75,8 +75,13 @@ import numpy as np
 from neurosim.activations import act_scalar, dact_scalar
 from neurosim.compile.netlist import KIND_MAX, KIND_PRODUCT, KIND_SINGLE, LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
 from neurosim.engine.kernels import (
+    CAUSE_DEFERRED,
     DETECTOR_FEEDBACK,
     MODE_LEARN,
+    MSG_ERROR,
+    MSG_FEEDBACK,
+    MSG_VALUE,
+    STATUS_FLUSH,
     STATUS_BUFFER_FULL,
     STATUS_DIVERGED,
     STATUS_OK,
@@ -329,7 +334,9 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                     st.e_line[slot, i, b] = st.eps[i, b]
                     st.mu_line[slot, i, b] = st.mu[i, b]
                 st.val_wake[ahead[net.own_delay[i] - 1], own] = 1
+                _event(rec, T, MSG_ERROR, i)
             if g_changed or forced:
+                _event(rec, T, MSG_FEEDBACK, i)
                 for c in range(c0, c1):
                     for b in range(B):
                         st.g_line[slot, c, b] = st.g[c, b]
@@ -344,15 +351,16 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
 
 
 @numba.njit(cache=True, parallel=True)
-def _value_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
+def _value_blocks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
+                  back: np.ndarray, ahead: np.ndarray) -> None:
     """The value stage, its ``pol.blocks`` blocks on parallel threads."""
     for c in numba.prange(pol.blocks):
-        _value_block(net, st, pol, back, ahead, np.int64(c), pol.blocks)
+        _value_block(net, st, pol, rec, T, back, ahead, np.int64(c), pol.blocks)
 
 
 @numba.njit(cache=True)
-def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray,
-                 block: int, blocks: int) -> None:
+def _value_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
+                 back: np.ndarray, ahead: np.ndarray, block: int, blocks: int) -> None:
     """The value stage of the tick for the value neurons of ``block`` (S2-S5, S7).
 
     Value neuron ``j`` reads its own belief ``v`` (``vhat`` for fixed predictions), its
@@ -419,6 +427,7 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
             if send_forward:
                 st.x_line[slot, j, b] = act_scalar(net.v_out_act[j], new_v[b])
         st.err_wake_own[ahead[net.own_delay[k]], k] = 1
+        _event(rec, T, MSG_VALUE, j)
         if send_forward:
             for q in range(net.v_eg_ptr[j], net.v_eg_ptr[j + 1]):
                 _wake_group(st.err_wake_in, st.eg_marked, net.eg_ptr, net.eg_members,
@@ -428,14 +437,15 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
 
 
 @numba.njit(cache=True, inline="always")
-def _change(st: StateArrays, pol: Policy, p: int, d: float) -> None:
+def _change(st: StateArrays, pol: Policy, rec: Recorders, T: int, i: int, p: int, d: float) -> None:
     """Entry ``p`` of theta changes by ``d``, now or, for a shared parameter whose
     last trigger is still to come, when its deferred sum is applied.
 
     Its first change in a presentation keeps its old value in ``theta_saved`` (to undo
     a diverged run) and starts ``applied`` afresh, so that neither needs a pass over all
-    parameters per presentation.
+    parameters per presentation. The plasticity monitor records the change.
     """
+    _plasticity_row(rec, T, i, p, pol.cause, d)
     if not st.saved[p]:
         st.saved[p] = 1
         st.theta_saved[p] = st.theta[p]
@@ -449,15 +459,16 @@ def _change(st: StateArrays, pol: Policy, p: int, d: float) -> None:
 
 
 @numba.njit(cache=True, parallel=True)
-def _commit_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
+def _commit_blocks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
+                   back: np.ndarray, ahead: np.ndarray) -> None:
     """The end-of-tick plasticity, its ``pol.blocks`` blocks on parallel threads."""
     for c in numba.prange(pol.blocks):
-        _commit_block(net, st, pol, back, ahead[1], np.int64(c), pol.blocks)
+        _commit_block(net, st, pol, rec, T, back, ahead[1], np.int64(c), pol.blocks)
 
 
 @numba.njit(cache=True)
-def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, nxt: int,
-                  block: int, blocks: int) -> None:
+def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int, back: np.ndarray,
+                  nxt: int, block: int, blocks: int) -> None:
     """The end-of-tick plasticity of the error neurons of ``block`` (S6):
     ``w_s += alpha sum_b g_cb x_sb`` for every synapse ``s`` of a plastic compartment
     ``c``, ``bias += alpha sum_b g_cb``. Where a parameter is shared, the changes of all
@@ -479,12 +490,12 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray
                     acc = 0.0
                     for b in range(B):
                         acc += st.pending[c, b] * st.x_line[sl, p0 + q, b]
-                    _change(st, pol, s_param[s0 + q] if shared else s0 + q, alpha * acc)
+                    _change(st, pol, rec, T, i, s_param[s0 + q] if shared else s0 + q, alpha * acc)
             for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
                 acc = 0.0
                 for b in range(B):
                     acc += st.pending[c, b]
-                _change(st, pol, net.c_bias[q], alpha * acc)
+                _change(st, pol, rec, T, i, net.c_bias[q], alpha * acc)
         _wake_changed(net, st, i, nxt)
 
 
@@ -497,15 +508,17 @@ def _wake_changed(net: NetArrays, st: StateArrays, i: int, nxt: int) -> None:
 
 
 @numba.njit(cache=True)
-def _apply_deferred(net: NetArrays, st: StateArrays, pol: Policy, t: int, nxt: int) -> bool:
+def _apply_deferred(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int, nxt: int) -> bool:
     """At the end of learning step ``t``, the shared parameters whose last trigger it was
     take their accumulated change; the error neurons that read them wake. Returns
     False if a weight became non-finite."""
+    t = T - pol.learn_tick0
     finite = True
     applied = False
     for k in range(pol.defer_params.shape[0]):
         p = pol.defer_params[k]
         if pol.defer_step[p] == t:
+            _plasticity_row(rec, T, -1, p, CAUSE_DEFERRED, st.deferred[p])
             st.theta[p] += st.deferred[p]
             st.deferred[p] = 0.0
             applied = True
@@ -515,6 +528,70 @@ def _apply_deferred(net: NetArrays, st: StateArrays, pol: Policy, t: int, nxt: i
         for k in range(pol.defer_wake.shape[0]):
             _wake_changed(net, st, pol.defer_wake[k], nxt)
     return finite
+
+
+@numba.njit(cache=True, inline="always")
+def _event(rec: Recorders, T: int, kind: int, neuron: int) -> None:
+    """The event monitor: neuron ``neuron`` emitted a message of kind ``kind`` at tick ``T``."""
+    k = rec.ev_n[0]
+    if k < rec.ev.shape[0]:
+        rec.ev[k, 0] = T
+        rec.ev[k, 1] = kind
+        rec.ev[k, 2] = neuron
+        rec.ev_n[0] = k + 1
+
+
+@numba.njit(cache=True, inline="always")
+def _plasticity_row(rec: Recorders, T: int, neuron: int, p: int, cause: int, d: float) -> None:
+    """The plasticity monitor: entry ``p`` of theta changes by ``d`` at tick ``T``."""
+    k = rec.pl_n[0]
+    if k < rec.pl.shape[0]:
+        rec.pl[k, 0] = T
+        rec.pl[k, 1] = neuron
+        rec.pl[k, 2] = p
+        rec.pl[k, 3] = cause
+        rec.pl_delta[k] = d
+        rec.pl_n[0] = k + 1
+
+
+@numba.njit(cache=True)
+def _monitors_full(rec: Recorders) -> bool:
+    """Whether one more tick might not fit in a monitor's buffer (then the chunk stops
+    and Python flushes the buffers)."""
+    if rec.ev.shape[0] > 0 and rec.ev_n[0] + rec.reserve[0] > rec.ev.shape[0]:
+        return True
+    if rec.pl.shape[0] > 0 and rec.pl_n[0] + rec.reserve[1] > rec.pl.shape[0]:
+        return True
+    return rec.tr_tick.shape[0] > 0 and rec.tr_n[0] >= rec.tr_tick.shape[0]
+
+
+@numba.njit(cache=True)
+def _trace_errors(st: StateArrays, rec: Recorders, T: int) -> None:
+    """The trace monitor, after the error stage: ``mu``, ``eps``, phi's firing and the energy."""
+    k = rec.tr_n[0]
+    if k >= rec.tr_tick.shape[0]:
+        return
+    rec.tr_tick[k] = T
+    for q in range(rec.tr_e_idx.shape[0]):
+        i = rec.tr_e_idx[q]
+        for b in range(st.eps.shape[1]):
+            rec.tr_mu[k, q, b] = st.mu[i, b]
+            rec.tr_eps[k, q, b] = st.eps[i, b]
+            rec.tr_phi[k, q, b] = st.fired[i, b]
+    rec.tr_energy[k] = _energy(st.eps)
+
+
+@numba.njit(cache=True)
+def _trace_values(st: StateArrays, rec: Recorders) -> None:
+    """The trace monitor, at the end of the tick: the beliefs ``v``; the row is complete."""
+    k = rec.tr_n[0]
+    if k >= rec.tr_tick.shape[0]:
+        return
+    for q in range(rec.tr_v_idx.shape[0]):
+        j = rec.tr_v_idx[q]
+        for b in range(st.v.shape[1]):
+            rec.tr_v[k, q, b] = st.v[j, b]
+    rec.tr_n[0] = k + 1
 
 
 @numba.njit(cache=True)
@@ -620,6 +697,7 @@ def _after_errors(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: in
     """The observers after the error stage, in neuron order: phi's record, the energy,
     divergence (S8). Returns STATUS_DIVERGED, STATUS_BUFFER_FULL or STATUS_OK."""
     _clear(st.eg_marked, back[0])  # this slot's arrivals at error neurons are consumed
+    _trace_errors(st, rec, T)
     if pol.mode != MODE_LEARN or held:
         return STATUS_OK
     t = T - pol.learn_tick0
@@ -648,14 +726,16 @@ def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> boo
 
 
 @numba.njit(cache=True)
-def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, T: int, back: np.ndarray, ahead: np.ndarray) -> int:
+def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int, back: np.ndarray,
+              ahead: np.ndarray) -> int:
     """After the plasticity: shared parameters due now take their deferred change; a
     non-finite weight means divergence (S8); in the prediction phase, no message in
     flight means quiescence (S7)."""
     _clear(st.vg_marked, back[0])  # this slot's arrivals at value neurons are consumed
     finite = _weights_finite(st.learning, net.e_comp_ptr, net.in_ptr, net.s_param, st.theta)
     if pol.mode == MODE_LEARN and pol.defer_params.shape[0] > 0:
-        finite = _apply_deferred(net, st, pol, T - pol.learn_tick0, ahead[1]) and finite
+        finite = _apply_deferred(net, st, pol, rec, T, ahead[1]) and finite
+    _trace_values(st, rec)
     if not finite:
         return STATUS_DIVERGED
     if pol.stop_when_quiet and _quiet(st.err_wake_in, st.err_wake_own, st.val_wake):
@@ -683,11 +763,14 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
     """Run ``pol.n_ticks`` ticks from ``pol.tick0`` on one thread; return ``(status, ticks_done)``.
 
     ``status`` is STATUS_OK, STATUS_QUIET (prediction phase reached quiescence),
-    STATUS_DIVERGED (the last tick done diverged) or STATUS_BUFFER_FULL.
+    STATUS_DIVERGED (the last tick done diverged), STATUS_BUFFER_FULL, or
+    STATUS_FLUSH (a monitor buffer must be flushed before the next tick).
     """
     back, ahead = st.back, st.ahead
     status = STATUS_OK
     for step in range(pol.n_ticks):
+        if _monitors_full(rec):
+            return STATUS_FLUSH, step
         T = pol.tick0 + step
         held = _begin_tick(st, pol, rec, T, step, back, ahead)
         if not held:
@@ -697,10 +780,10 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
             return code, step + 1
         status = code if code != STATUS_OK else status
         if _value_due(st, pol, step, back):
-            _value_block(net, st, pol, back, ahead, np.int64(0), np.int64(1))
+            _value_block(net, st, pol, rec, T, back, ahead, np.int64(0), np.int64(1))
         if _any(st.learning):
-            _commit_block(net, st, pol, back, ahead[1], np.int64(0), np.int64(1))
-        code = _end_tick(net, st, pol, T, back, ahead)
+            _commit_block(net, st, pol, rec, T, back, ahead[1], np.int64(0), np.int64(1))
+        code = _end_tick(net, st, pol, rec, T, back, ahead)
         if code != STATUS_OK:
             return code, step + 1
     return status, pol.n_ticks
@@ -716,6 +799,8 @@ def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Record
     back, ahead = st.back, st.ahead
     status = STATUS_OK
     for step in range(pol.n_ticks):
+        if _monitors_full(rec):
+            return STATUS_FLUSH, step
         T = pol.tick0 + step
         held = _begin_tick(st, pol, rec, T, step, back, ahead)
         if not held:
@@ -725,13 +810,13 @@ def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Record
             return code, step + 1
         status = code if code != STATUS_OK else status
         if _value_due(st, pol, step, back):
-            _value_blocks(net, st, pol, back, ahead)
+            _value_blocks(net, st, pol, rec, T, back, ahead)
         if _any(st.learning):
             if shares_params:  # the changes of shared parameters meet: one fixed order
-                _commit_block(net, st, pol, back, ahead[1], np.int64(0), np.int64(1))
+                _commit_block(net, st, pol, rec, T, back, ahead[1], np.int64(0), np.int64(1))
             else:
-                _commit_blocks(net, st, pol, back, ahead)
-        code = _end_tick(net, st, pol, T, back, ahead)
+                _commit_blocks(net, st, pol, rec, T, back, ahead)
+        code = _end_tick(net, st, pol, rec, T, back, ahead)
         if code != STATUS_OK:
             return code, step + 1
     return status, pol.n_ticks

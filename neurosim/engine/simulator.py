@@ -23,12 +23,16 @@ import numpy as np
 from neurosim.compile.compiler import Delays, compile_graph
 from neurosim.compile.netlist import ROLE_FREE, Netlist
 from neurosim.engine.kernels import (
+    CAUSE_PHI,
+    CAUSE_RELAXED,
+    CAUSE_SCHEDULE,
     DETECTOR_FEEDBACK,
     DETECTOR_SONG,
     MODE_LEARN,
     MODE_PREDICT,
     STATUS_BUFFER_FULL,
     STATUS_DIVERGED,
+    STATUS_FLUSH,
     STATUS_QUIET,
     UPDATE_AT_TRIGGER,
     UPDATE_HELD,
@@ -40,6 +44,7 @@ from neurosim.engine.kernels import (
 from neurosim.engine.loop import clamp_values, run_ticks, run_ticks_parallel
 from neurosim.engine.state import allocate_state, net_arrays
 from neurosim.errors import ConfigError, DataError
+from neurosim.monitors import Monitor
 from neurosim.graph.spec import exact_steps, output_vertices, trigger_steps
 from neurosim.params import Params, check_params, init_params
 from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
@@ -126,6 +131,7 @@ class Simulator:
         if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
             raise ConfigError(f"threads must be an int from 1 to {limit} (NUMBA_NUM_THREADS), got {threads!r}")
         self.threads = threads
+        self.monitor: Monitor | None = None  # set by neurosim.monitors.Monitor.attach
         self.graph = graph
         self.dtype = np.dtype(dtype).type
         self.netlist = compile_graph(graph, delays=delays, own_delay=own_delay)
@@ -245,11 +251,19 @@ class Simulator:
             self.state.err_wake_in[self.tick % self.state.err_wake_in.shape[0], :] = 1
             self.stale = False
         limit = (len(self.netlist.vertices) + 2) * (self.netlist.max_delay + 1) + 2
-        pol = self._policy(MODE_PREDICT, n_ticks=limit, force_tick=self.tick, stop_when_quiet=True)
-        status, done = self._run(pol, _recorders(self.state, 0, limit))
-        self.tick += done
-        if status != STATUS_QUIET:  # pragma: no cover - a DAG always settles
-            raise RuntimeError(f"the prediction phase did not settle within {limit} ticks")
+        onset, left = self.tick, limit
+        while True:
+            pol = self._policy(MODE_PREDICT, n_ticks=left, force_tick=onset, stop_when_quiet=True)
+            rec = self._recorders(0, left)
+            status, done = self._run(pol, rec)
+            self.tick += done
+            left -= done
+            if self.monitor is not None:
+                self.monitor.flush(rec, None)
+            if status == STATUS_QUIET:
+                return
+            if status != STATUS_FLUSH:  # pragma: no cover - a DAG always settles
+                raise RuntimeError(f"the prediction phase did not settle within {limit} ticks")
 
     def _run(self, pol: Policy, rec: Recorders) -> tuple[int, int]:
         """Run the kernel on this simulator's threads (the serial entry point for one)."""
@@ -262,6 +276,7 @@ class Simulator:
         base = dict(
             mode=mode, fixed=False, gamma=1.0, alpha=0.0, update_kind=UPDATE_NONE,
             trigger=np.full(self.netlist.n_error, -1, np.int64), t_d=1, detector=DETECTOR_SONG,
+            cause=CAUSE_SCHEDULE,
             defer_step=np.full(self.netlist.n_theta, -1, np.int64), defer_params=np.zeros(0, np.int64),
             defer_wake=np.zeros(0, np.int64), held_step=-1,
             tick0=self.tick, learn_tick0=self.tick, n_ticks=0, last_error_only=False,
@@ -272,12 +287,32 @@ class Simulator:
         return Policy(**base)
 
 
-def _recorders(state: object, n_firings: int, n_ticks: int) -> Recorders:
-    n_e, lanes = state.eps.shape
-    return Recorders(
-        energy=np.full(n_ticks, np.nan), firings=np.zeros((n_firings, 3), np.int64),
-        n_firings=np.zeros(1, np.int64), eps_at_trigger=np.full((n_e, lanes), np.nan, state.eps.dtype),
-        energy0=np.zeros(1),
+    def _recorders(self, n_firings: int, n_ticks: int) -> Recorders:
+        """The kernel's record buffers for a chunk, with the monitor's (empty if none)."""
+        n_e, lanes = self.state.eps.shape
+        if self.monitor is not None:
+            buffers = self.monitor.buffers(lanes)
+        else:
+            buffers = _NO_MONITOR.get(self.dtype) or _NO_MONITOR.setdefault(self.dtype, _empty_monitor(self.dtype))
+        return Recorders(
+            energy=np.full(n_ticks, np.nan), firings=np.zeros((n_firings, 3), np.int64),
+            n_firings=np.zeros(1, np.int64), eps_at_trigger=np.full((n_e, lanes), np.nan, self.state.eps.dtype),
+            energy0=np.zeros(1), **buffers,
+        )
+
+
+_NO_MONITOR: dict[type, dict[str, np.ndarray]] = {}
+
+
+def _empty_monitor(dtype: type) -> dict[str, np.ndarray]:
+    """Monitor buffers with no rows: every monitor off (same array types as a real one)."""
+    i64 = np.zeros(0, np.int64)
+    return dict(
+        ev=np.zeros((0, 3), np.int64), ev_n=np.zeros(1, np.int64), pl=np.zeros((0, 4), np.int64),
+        pl_delta=np.zeros(0, dtype), pl_n=np.zeros(1, np.int64), tr_v_idx=i64, tr_e_idx=i64, tr_tick=i64,
+        tr_v=np.zeros((0, 0, 0), dtype), tr_mu=np.zeros((0, 0, 0), dtype), tr_eps=np.zeros((0, 0, 0), dtype),
+        tr_phi=np.zeros((0, 0, 0), np.uint8), tr_energy=np.zeros(0), tr_n=np.zeros(1, np.int64),
+        reserve=np.zeros(2, np.int64),
     )
 
 
@@ -334,7 +369,8 @@ class Presentation:
         kw: dict = dict(mode=MODE_LEARN, alpha=rule.alpha, max_energy_ratio=rule.max_energy_ratio,
                         last_error_only=True)
         if isinstance(rule, IL):
-            kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=np.full(n_e, rule.t_c, np.int64))
+            kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=np.full(n_e, rule.t_c, np.int64),
+                      cause=CAUSE_RELAXED)
             return UPDATE_AT_TRIGGER, rule.t_c + 1, kw
         net = sim.netlist
         if isinstance(rule, (ZIL, FaZIL)) and not net.triggers_defined:
@@ -357,14 +393,14 @@ class Presentation:
             shared = (net.p_vertices > 1) & (np.arange(net.n_theta) < net.n_params)
             kw.update(self._deferral(shared, np.full(net.n_theta, ticks - 1)))
             detector = DETECTOR_FEEDBACK if rule.detector == "feedback" else DETECTOR_SONG
-            kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d, detector=detector)
+            kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d, detector=detector, cause=CAUSE_PHI)
             return UPDATE_PHI, ticks, kw
         if isinstance(rule, StrictPC):
-            kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=rule.n)
+            kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=rule.n, cause=CAUSE_RELAXED)
             return UPDATE_HELD, rule.n + 1, kw
         if isinstance(rule, FixedPred):
             n = rule.n if rule.n is not None else exact_steps(sim.graph)
-            kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=n, fixed=True)
+            kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=n, fixed=True, cause=CAUSE_RELAXED)
             return UPDATE_HELD, n + 1, kw
         raise ConfigError(f"the event loop has no policy for rule {type(rule).__name__}")
 
@@ -394,18 +430,23 @@ class Presentation:
         return self.done >= self.total or self.diverged_at is not None
 
     def advance(self, n_ticks: int) -> None:
-        """Run up to ``n_ticks`` more learning ticks."""
+        """Run up to ``n_ticks`` more learning ticks (fewer only at the end or on divergence)."""
+        target = min(self.done + n_ticks, self.total)
+        while self.done < target and self.diverged_at is None:
+            self._chunk(target - self.done)
+
+    def _chunk(self, n: int) -> None:
+        """One kernel call of at most ``n`` ticks (it stops early to flush a monitor)."""
         sim, st = self.sim, self.sim.state
-        n = min(n_ticks, self.total - self.done)
-        if n <= 0 or self.diverged_at is not None:
-            return
         opts = dict(self.options)
         opts["last_error_only"] = self.done + n == self.total
         pol = sim._policy(n_ticks=n, **opts)
-        rec = _recorders(st, st.eps.size * n if self.kind == UPDATE_PHI else 0, n)
+        rec = sim._recorders(st.eps.size * n if self.kind == UPDATE_PHI else 0, n)
         rec.energy0[0] = self.energy0[0]
         rec.eps_at_trigger[:] = self.eps_at_trigger
         status, done = sim._run(pol, rec)
+        if sim.monitor is not None:
+            sim.monitor.flush(rec, self.learn0)
         if status == STATUS_BUFFER_FULL:  # pragma: no cover - the buffer is sized for the worst case
             raise RuntimeError("phi firing buffer overflowed")
         self.energy0[0] = rec.energy0[0]
@@ -441,6 +482,9 @@ class Presentation:
         order = np.lexsort(rows.T[::-1])
         rows = rows[order]
         late = rows[step[order] != net.e_trigger[neuron[order]]]
+        if sim.monitor is not None:
+            vertex_trigger = np.where(net.vertex_lo_e >= 0, net.e_trigger[np.maximum(net.vertex_lo_e, 0)], -1)
+            sim.monitor.add_firings(rows, vertex_trigger, self.learn0)
         eps_trig = {}
         if self.kind == UPDATE_AT_TRIGGER:
             for k, v in enumerate(net.vertices):
