@@ -9,6 +9,8 @@ biases ``(H,)``; ``nn.LSTM`` the same with ``4H`` rows (gates ``i, f, g, o``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -297,3 +299,33 @@ def test_lstm_granularities_compute_torch_lstm(loss_on: str) -> None:
         want = expected[out] if loss_on == "every" else expected[f"out{T}"]
         np.testing.assert_allclose(by_gate[out], want, rtol=1e-12)
         np.testing.assert_allclose(by_cell[out], want, rtol=1e-12)
+
+
+# ---- the model files --------------------------------------------------------------------
+MODELS = Path(__file__).resolve().parents[1] / "models"
+BUILDER_MODELS = ["cnn_mnist.toml", "cnn_fashion_mnist.toml", "rnn_names.toml", "lstm_shakespeare.toml"]
+# Input width and classes of each data set (shared/data/README.md, the names alphabet).
+DATA_SIZES = {"mnist": (784, 10), "fashion-mnist": (784, 10), "names": (57, 18), "tinyshakespeare": (65, 65)}
+
+
+@pytest.mark.parametrize("name", BUILDER_MODELS)
+def test_builder_model_files(name: str) -> None:
+    import math
+    import tomllib
+
+    import neurosim.graph
+    from neurosim.rules import make_rule
+
+    config = tomllib.loads((MODELS / name).read_text())
+    args = dict(config["model"])
+    g = getattr(neurosim.graph, args.pop("builder"))(**args)
+    n_in, n_classes = DATA_SIZES[config["dataset"]]
+    inputs = [v for v in g if g.nodes[v]["op"] == "input"]
+    assert {math.prod(g.nodes[v]["shape"]) for v in inputs} == {n_in}
+    assert len(inputs) == args.get("steps", 1)
+    assert {g.nodes[v]["size"] for v in g if g.nodes[v].get("loss")} == {n_classes}
+    rule = make_rule(config["rule"], alpha=config["lr"])
+    if rule.name in ("zil", "fazil"):
+        trigger_steps(g)  # raises where Z-IL is not defined
+    for key in ("epochs", "batch", "seed"):
+        assert isinstance(config[key], int)
