@@ -308,7 +308,8 @@ def test_lstm_granularities_compute_torch_lstm(loss_on: str) -> None:
     sig = _ACT["sigmoid"]
     h, c, expected = np.zeros(H), np.zeros(H), {}
     for t in range(1, T + 1):  # torch.nn.LSTM's equations, gates stacked i, f, g, o
-        z = p["lstm.weight_ih_l0"] @ xs[f"x{t}"] + p["lstm.bias_ih_l0"] + p["lstm.weight_hh_l0"] @ h + p["lstm.bias_hh_l0"]
+        z = (p["lstm.weight_ih_l0"] @ xs[f"x{t}"] + p["lstm.bias_ih_l0"]
+             + p["lstm.weight_hh_l0"] @ h + p["lstm.bias_hh_l0"])
         i, f, gg, o = sig(z[:H]), sig(z[H:2 * H]), np.tanh(z[2 * H:3 * H]), sig(z[3 * H:])
         c = f * c + i * gg
         h = o * np.tanh(c)

@@ -201,6 +201,7 @@ def test_real_shakespeare() -> None:
     test = load_shakespeare(root, "test", steps=8)
     n_train = int(0.9 * SHAKESPEARE_CHARS)  # 1,003,854
     assert train.n_symbols == 65 and train.classes == train.symbols
-    assert len(train) == len(range(0, n_train - 8, 8)) and len(test) == len(range(0, SHAKESPEARE_CHARS - n_train - 8, 8))
+    assert len(train) == len(range(0, n_train - 8, 8)) == 125_481
+    assert len(test) == len(range(0, SHAKESPEARE_CHARS - n_train - 8, 8)) == 13_942
     assert _decode(train, 0) == "First Ci" and train.symbols[train.labels[0]] == "t"
     assert _decode(train, 1) == "tizen:\nB"
