@@ -5,7 +5,7 @@ for ready-made models and :mod:`neurosim.graph.validate` for the checks run befo
 compilation.
 """
 
-from neurosim.graph.builders import mlp
+from neurosim.graph.builders import cnn, lstm, mlp, rnn
 from neurosim.graph.spec import CONVENTIONS, LOSSES, OPS, exact_steps, output_vertices, param_shapes, trigger_steps
 from neurosim.graph.validate import validate_graph
 
@@ -13,10 +13,13 @@ __all__ = [
     "CONVENTIONS",
     "LOSSES",
     "OPS",
+    "cnn",
     "exact_steps",
+    "lstm",
     "mlp",
     "output_vertices",
     "param_shapes",
+    "rnn",
     "trigger_steps",
     "validate_graph",
 ]
