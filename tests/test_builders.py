@@ -205,9 +205,6 @@ def test_lstm_granularities_initialise_in_the_same_order() -> None:
     assert list(param_specs(gate)) == list(param_specs(cell))  # init_params draws in this order
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spec.param_specs bounds a shared dense parameter by the fan-in of its first user "
-    "(1/sqrt(n_in) at step 1), not PyTorch's 1/sqrt(hidden) for nn.RNN/nn.LSTM; owned by the lead"))
 @pytest.mark.parametrize("builder", ["rnn", "gate"])
 def test_recurrent_init_bounds_are_pytorchs(builder: str) -> None:
     from neurosim.graph.spec import param_specs

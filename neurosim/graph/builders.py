@@ -327,7 +327,8 @@ def rnn(
         if states:
             weights[states[-1]] = "rnn.weight_hh_l0"
         g.add_node(h, op="dense", size=hidden, activation=activation, convention="post",
-                   inputs=parents, weights=weights, biases=["rnn.bias_ih_l0", "rnn.bias_hh_l0"])
+                   inputs=parents, weights=weights, biases=["rnn.bias_ih_l0", "rnn.bias_hh_l0"],
+                   init_fan_in=hidden)
         g.add_edges_from((p, h) for p in parents)
         states.append(h)
     _add_readouts(g, states, n_out, loss, loss_on, output_activation)
@@ -438,7 +439,7 @@ def _lstm_gates(g: nx.DiGraph, xs: list[str], hidden: int) -> list[str]:
                 weights[prev_h[0]] = ("lstm.weight_hh_l0", offset)
             g.add_node(f"{gate}{t}", op="dense", size=hidden, activation=act, convention="post",
                        inputs=[x, *prev_h], weights=weights,
-                       biases=[("lstm.bias_ih_l0", offset), ("lstm.bias_hh_l0", offset)])
+                       biases=[("lstm.bias_ih_l0", offset), ("lstm.bias_hh_l0", offset)], init_fan_in=hidden)
             g.add_edges_from((p, f"{gate}{t}") for p in [x, *prev_h])
         cell = [f"f{t}", f"c{t - 1}", f"i{t}", f"g{t}"] if t > 1 else [f"i{t}", f"g{t}"]
         g.add_node(f"c{t}", op="product", inputs=cell)

@@ -17,7 +17,8 @@ Ops and their attributes (``x``, ``x1``, ``x2``... are the parents' values):
     ``mu = sum_p W_p act(x_p) + sum_b b`` (``convention="pre"``, Whittington and
     Bogacz 2017, Song et al. 2020: the activation belongs to the *input*). Attributes
     ``size``, ``activation``, ``convention``, ``bias`` (default True); several parents
-    are allowed (their maps are summed, as in ``W_ih x_t + W_hh h_{t-1}``).
+    are allowed (their maps are summed, as in ``W_ih x_t + W_hh h_{t-1}``). Optional
+    ``init_fan_in`` sets the default init bound ``1/sqrt(init_fan_in)``.
 ``conv2d``
     Cross-correlation as PyTorch's ``nn.Conv2d``: parent of shape ``(C, H, W)``,
     attributes ``out_channels``, ``kernel_size`` (int or pair), ``stride`` (default 1),
@@ -189,6 +190,9 @@ def param_specs(graph: nx.DiGraph) -> dict[str, ParamSpec]:
 
     Init bounds follow PyTorch: ``1/sqrt(fan_in)`` for ``nn.Linear`` (fan_in: the
     parent's size) and ``nn.Conv2d`` (``in_c kh kw``), ``1/sqrt(hidden)`` for ``nn.LSTM``.
+    A dense vertex's optional ``init_fan_in`` overrides its fan-in (the recurrent
+    builders give ``hidden``, as ``nn.RNN`` and ``nn.LSTM`` do); a shared parameter
+    takes the bound of its first user.
     """
     rows: dict[str, int] = {}
     specs: dict[str, tuple[tuple[int, ...], float, str]] = {}  # name -> (trailing shape, bound, kind)
@@ -232,7 +236,7 @@ def param_specs(graph: nx.DiGraph) -> dict[str, ParamSpec]:
                 claim(b.name, "bias", 4 * hidden, (), bound, v)
             continue
         size = attrs["size"]
-        fan_in = sum(graph.nodes[p]["size"] for p in wrefs)
+        fan_in = attrs.get("init_fan_in") or sum(graph.nodes[p]["size"] for p in wrefs)
         bound = 1.0 / math.sqrt(fan_in)
         for p, ref in wrefs.items():
             claim(ref.name, "weight", ref.row_offset + size, (graph.nodes[p]["size"],), bound, v)
