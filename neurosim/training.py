@@ -37,12 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from neurosim.data import dataset_info, load_dataset, one_hot, resolve_data_dir
+from neurosim.data import dataset_info, resolve_data_dir
 from neurosim.errors import ConfigError, DivergenceError
-from neurosim.graph import mlp
+from neurosim.graph.spec import output_vertices
 from neurosim.params import init_params
 from neurosim.recording import RunDirectory, environment
 from neurosim.rules import Rule, make_rule, require_count, require_positive
+from neurosim.tasks import make_task
 
 #: Epochs of the default run (``neurosim train``): Fa-Z-IL on digits, > 80% test accuracy.
 DEFAULT_EPOCHS = 100
@@ -86,6 +87,7 @@ class TrainConfig:
     n: int | None = None
     limit: int | None = None
     out: str | None = None
+    model: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, (int, np.integer)) and not isinstance(self.hidden, bool):
@@ -110,6 +112,10 @@ class TrainConfig:
             self.data_dir = str(self.data_dir)
         if self.out is not None:
             self.out = str(self.out)
+        if self.model is not None:
+            if not isinstance(self.model, Mapping) or "builder" not in self.model:
+                raise ConfigError(f"model must be a table with a 'builder' key (cnn, rnn, lstm, mlp), got {self.model!r}")
+            self.model = dict(self.model)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "configuration") -> TrainConfig:
@@ -182,12 +188,12 @@ def _max_abs_diff(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> f
     return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a)
 
 
-def _accuracy(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, labels: np.ndarray) -> float:
-    hits = 0
-    for start in range(0, len(labels), EVAL_CHUNK):
-        out = np.asarray(predict(x[start : start + EVAL_CHUNK]))
-        hits += int(np.sum(np.argmax(out, axis=1) == labels[start : start + EVAL_CHUNK]))
-    return hits / len(labels)
+def _predict_all(graph: Any, params: Mapping[str, np.ndarray], x: Any) -> dict[str, np.ndarray]:
+    """Backprop's forward-pass prediction of every output vertex."""
+    from neurosim.reference import backprop
+
+    states = backprop.forward(graph, params, x)
+    return {o: states[o]["mu"] for o in output_vertices(graph)}
 
 
 def train(
@@ -223,19 +229,15 @@ def train(
     started = time.perf_counter()
 
     rule = config.make_rule()
-    info = dataset_info(config.dataset)
-    sizes = config.sizes()
-    graph = mlp(sizes, activation=config.activation, convention=config.convention, loss=config.loss)
     dtype = np.dtype(config.dtype).type
+    mlp_options = dict(hidden=config.hidden, activation=config.activation, convention=config.convention,
+                       loss=config.loss)
+    task = make_task(config.dataset, config.model, mlp_options, config.data_dir, config.limit, dtype)
+    graph = task.graph
+    sizes = config.sizes() if config.model is None else []
     run = RunDirectory(config.out) if config.out is not None else None  # refuses an existing folder now
-
-    x_train, l_train = load_dataset(info.name, config.data_dir, "train")
-    x_test, l_test = load_dataset(info.name, config.data_dir, "test")
-    if config.limit is not None:
-        x_train, l_train = x_train[: config.limit], l_train[: config.limit]
-        x_test, l_test = x_test[: config.limit], l_test[: config.limit]
-    x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
-    y_train = one_hot(l_train, info.n_classes, dtype)
+    n, n_test = len(task.train), len(task.test)
+    x_all, y_all = task.train.x(slice(None)), task.train.y(slice(None))
 
     from neurosim.engine import Simulator
     from neurosim.reference import backprop
@@ -243,10 +245,14 @@ def train(
     params_init = init_params(graph, config.seed, dtype)
     shown = {k: v for k, v in rule.to_dict().items() if k not in ("rule", "max_energy_ratio") and v is not None}
     options = ", ".join(f"{k}={v}" for k, v in shown.items())
+    if config.model is None:
+        what = (f"a {'-'.join(map(str, sizes))} {config.activation} MLP ({config.convention} convention, "
+                f"{config.loss} loss, {config.dtype}) on {dataset_info(config.dataset).name} ({n} train / "
+                f"{n_test} test samples)")
+    else:
+        what = f"{task.description}, {config.dtype}"
     say(
-        f"training a {'-'.join(map(str, sizes))} {config.activation} MLP ({config.convention} convention, "
-        f"{config.loss} loss, {config.dtype}) on {info.name} ({len(l_train)} train / {len(l_test)} test "
-        f"samples), seed {config.seed}: {rule.name} ({options}) on the event loop and backprop "
+        f"training {what}, seed {config.seed}: {rule.name} ({options}) on the event loop and backprop "
         f"(alpha={config.lr}) from the same weights, batch {config.batch}, {config.epochs} epochs"
     )
     result = TrainResult(config=config, rule=rule.to_dict(), sizes=sizes, params_init=params_init)
@@ -256,13 +262,12 @@ def train(
         stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
         if run is not None:
             stack.enter_context(run)
-            run.write_config(_run_record(config, rule, sizes, len(l_train), len(l_test)))
+            run.write_config(_run_record(config, rule, task.record, n, n_test))
             run.save_params("init", params_init)
 
         sim = Simulator(graph, params_init, dtype=dtype)
         params_bp = {k: v.copy() for k, v in params_init.items()}
         rng = np.random.default_rng(config.seed)
-        n = len(l_train)
         n_batches = -(-n // config.batch)
         bar = _progress_bar(config, rule, n_batches, progress)
         stack.callback(bar.close)
@@ -273,7 +278,7 @@ def train(
             late = 0
             for b in range(n_batches):
                 idx = order[b * config.batch : (b + 1) * config.batch]
-                xb, yb = x_train[idx], y_train[idx]
+                xb, yb = task.train.x(idx), task.train.y(idx)
                 res = sim.learn(xb, yb, rule)
                 if res.diverged:
                     raise DivergenceError(
@@ -293,10 +298,10 @@ def train(
             params_pc = sim.params
             row = {
                 "epoch": epoch,
-                "train_loss_pc": backprop.loss(graph, params_pc, x_train, y_train) / n,
-                "train_loss_bp": backprop.loss(graph, params_bp, x_train, y_train) / n,
-                "test_acc_pc": _accuracy(sim.predict, x_test, l_test),
-                "test_acc_bp": _accuracy(lambda xs: backprop.predict(graph, params_bp, xs), x_test, l_test),
+                "train_loss_pc": backprop.loss(graph, params_pc, x_all, y_all) / n,
+                "train_loss_bp": backprop.loss(graph, params_bp, x_all, y_all) / n,
+                "test_acc_pc": task.accuracy(sim.predict, task.test, EVAL_CHUNK),
+                "test_acc_bp": task.accuracy(lambda xs: _predict_all(graph, params_bp, xs), task.test, EVAL_CHUNK),
                 "max_weight_diff": _max_abs_diff(params_pc, params_bp),
                 "late_firings": late,
                 "seconds": time.perf_counter() - t0,
@@ -329,7 +334,7 @@ def train(
     return result
 
 
-def _run_record(config: TrainConfig, rule: Rule, sizes: list[int], n_train: int, n_test: int) -> dict[str, Any]:
+def _run_record(config: TrainConfig, rule: Rule, model: dict[str, Any], n_train: int, n_test: int) -> dict[str, Any]:
     """The content of a run's ``config.json``."""
     info = dataset_info(config.dataset)
     data_dir = resolve_data_dir(config.data_dir) if info.needs_data_dir else None
@@ -337,14 +342,7 @@ def _run_record(config: TrainConfig, rule: Rule, sizes: list[int], n_train: int,
         "config": config.to_dict(),
         "seed": config.seed,
         "rule": rule.to_dict(),
-        "model": {
-            "builder": "neurosim.graph.mlp",
-            "sizes": sizes,
-            "activation": config.activation,
-            "convention": config.convention,
-            "loss": config.loss,
-            "bias": True,
-        },
+        "model": {"bias": True, **model} if config.model is None else model,
         "data": {
             "dataset": info.name,
             "data_dir": str(data_dir.resolve()) if data_dir is not None else None,

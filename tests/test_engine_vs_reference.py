@@ -88,3 +88,28 @@ def test_float32_runs_and_stays_close():
     for name in res64.updates:
         assert res32.updates[name].dtype == np.float32
         assert rel_err(res32.updates[name].astype(np.float64), res64.updates[name]) < 1e-5
+
+
+@pytest.mark.parametrize("step", [0, 1, 3])
+def test_zil_update_moment_is_il_with_step_one(step):
+    """Song et al.'s C2 ablation: every vertex updating at one step ``t`` is IL with
+    ``gamma = 1`` and ``t_c = t``, which the reference computes independently."""
+    g, p, x, y = _case("sigmoid", "pre", "mse", seed=step)
+    ours = Simulator(g, p).learn(x, y, ZIL(alpha=0.1, update_step=step))
+    ref = run_rule(g, p, x, y, IL(alpha=0.1, gamma=1.0, t_c=step))
+    for name in ref.updates:
+        assert rel_err(ours.updates[name], ref.updates[name]) <= 1e-11
+
+
+def test_zil_initial_noise_breaks_exactness_reproducibly():
+    """C1 broken: noise on the hidden beliefs at t = 0 moves Z-IL off backprop; the same
+    seed gives the same bits, sigma = 0 is Z-IL itself."""
+    from neurosim.reference.backprop import gradients
+
+    g, p, x, y = _case("sigmoid", "pre", "mse", seed=4)
+    grads = gradients(g, p, x, y)
+    exact = Simulator(g, p).learn(x, y, ZIL(alpha=0.1, init_noise=0.0))
+    assert max(rel_err(exact.updates[n], -0.1 * grads[n]) for n in grads) <= 1e-11
+    noisy = [Simulator(g, p).learn(x, y, ZIL(alpha=0.1, init_noise=0.1, noise_seed=3)) for _ in range(2)]
+    assert all(np.array_equal(noisy[0].updates[n], noisy[1].updates[n]) for n in grads)
+    assert max(rel_err(noisy[0].updates[n], -0.1 * grads[n]) for n in grads) > 1e-3
