@@ -72,6 +72,8 @@ class Monitor:
     capacity
         Rows per buffer between flushes (a buffer is at least one tick's worth).
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from neurosim.graph import mlp
     >>> from neurosim.engine import Simulator
