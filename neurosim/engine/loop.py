@@ -437,22 +437,21 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
 
 
 @numba.njit(cache=True, inline="always")
-def _change(st: StateArrays, pol: Policy, rec: Recorders, T: int, i: int, p: int, d: float) -> None:
+def _change(st: StateArrays, defer_step: np.ndarray, p: int, d: float) -> None:
     """Entry ``p`` of theta changes by ``d``, now or, for a shared parameter whose
     last trigger is still to come, when its deferred sum is applied.
 
     Its first change in a presentation keeps its old value in ``theta_saved`` (to undo
     a diverged run) and starts ``applied`` afresh, so that neither needs a pass over all
-    parameters per presentation. The plasticity monitor records the change.
+    parameters per presentation.
     """
-    _plasticity_row(rec, T, i, p, pol.cause, d)
     if not st.saved[p]:
         st.saved[p] = 1
         st.theta_saved[p] = st.theta[p]
         st.applied[p] = d
     else:
         st.applied[p] += d
-    if pol.defer_step[p] >= 0:
+    if defer_step[p] >= 0:
         st.deferred[p] += d
     else:
         st.theta[p] += d
@@ -476,6 +475,7 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
     serially, so that the sum has a fixed order)."""
     B = st.pending.shape[1]
     shared, s_param, alpha = net.s_param.shape[0] > 0, net.s_param, pol.alpha
+    defer_step, record, cause = pol.defer_step, rec.pl.shape[0] > 0, pol.cause
     count = _block_size(st.learning.shape[0], block, blocks)
     for k in range(count):
         i = _block_member(k, count, block, blocks, False)
@@ -490,12 +490,17 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
                     acc = 0.0
                     for b in range(B):
                         acc += st.pending[c, b] * st.x_line[sl, p0 + q, b]
-                    _change(st, pol, rec, T, i, s_param[s0 + q] if shared else s0 + q, alpha * acc)
+                    p = s_param[s0 + q] if shared else s0 + q
+                    if record:  # the plasticity monitor
+                        _plasticity_row(rec, T, i, p, cause, alpha * acc)
+                    _change(st, defer_step, p, alpha * acc)
             for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
                 acc = 0.0
                 for b in range(B):
                     acc += st.pending[c, b]
-                _change(st, pol, rec, T, i, net.c_bias[q], alpha * acc)
+                if record:
+                    _plasticity_row(rec, T, i, net.c_bias[q], cause, alpha * acc)
+                _change(st, defer_step, net.c_bias[q], alpha * acc)
         _wake_changed(net, st, i, nxt)
 
 
