@@ -107,3 +107,15 @@ def test_forward_reports_the_signals_of_multi_parent_vertices():
     assert set(states["o1"]) == {"mu", "v", "a", "x"}
     np.testing.assert_allclose(states["o1"]["x"], np.tanh(states["sp"]["v"]), rtol=1e-15)
     assert set(states["p"]) == {"mu", "v"}
+
+
+@pytest.mark.parametrize("name", ["deep-cnn", "lstm-cells", "every-op-dag"])
+def test_float32_stays_float32_on_every_op(name):
+    graph = CASES[name]()
+    params, x, y = gc.random_case(graph, seed=11)
+    p32 = {n: p.astype(np.float32) for n, p in params.items()}
+    g32, g64 = gradients(graph, p32, x, y), gradients(graph, params, x, y)
+    for n in params:
+        assert g32[n].dtype == np.float32
+        assert gc.relative_error(g32[n], g64[n]) < 1e-4, n
+    assert all(a.dtype == np.float32 for state in forward(graph, p32, x).values() for a in state.values())
