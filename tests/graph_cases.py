@@ -170,7 +170,8 @@ def relative_error(u, r):
 def overall_error(u, r):
     """Relative error of two parameter dicts, concatenated."""
     names = sorted(r)
-    return relative_error(np.concatenate([np.ravel(u[n]) for n in names]), np.concatenate([np.ravel(r[n]) for n in names]))
+    flat = [np.concatenate([np.ravel(d[n]) for n in names]) for d in (u, r)]
+    return relative_error(*flat)
 
 
 def random_case(graph, seed, batch=2, scale=2.0):

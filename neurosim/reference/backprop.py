@@ -238,7 +238,9 @@ def loss_terms(loss_name: str, mu: Array, y: Array, xp: Any = numpy) -> Array:
     return -xp.sum(y * _log_softmax(mu, xp))
 
 
-def linearize_all(net: Network, params: Params, values: Mapping[str, Array], xp: Any = numpy) -> dict[str, Linearization]:
+def linearize_all(
+    net: Network, params: Params, values: Mapping[str, Array], xp: Any = numpy
+) -> dict[str, Linearization]:
     """Every non-input vertex's prediction from the parents' ``values`` (one state, in parallel)."""
     return {
         k: linearize(net.nodes[k], params, [values[p] for p in net.nodes[k].parents], xp) for k in net.vertices
@@ -257,7 +259,9 @@ def forward_pass(
     return values, lins
 
 
-def _public_states(net: Network, values: dict[str, Array], lins: dict[str, Linearization]) -> dict[str, dict[str, Array]]:
+def _public_states(
+    net: Network, values: dict[str, Array], lins: dict[str, Linearization]
+) -> dict[str, dict[str, Array]]:
     states: dict[str, dict[str, Array]] = {v: {"v": values[v]} for v in net.inputs}
     for k in net.vertices:
         vx, lin = net.nodes[k], lins[k]

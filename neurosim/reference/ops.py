@@ -169,7 +169,9 @@ def _image(x: Array, shape: tuple[int, ...]) -> Array:
 # --- forward ----------------------------------------------------------------------------
 
 
-def linearize(vx: Vertex, params: Mapping[str, Array], inputs: list[Array] | tuple[Array, ...], xp: Any) -> Linearization:
+def linearize(
+    vx: Vertex, params: Mapping[str, Array], inputs: list[Array] | tuple[Array, ...], xp: Any
+) -> Linearization:
     """The prediction ``mu`` of ``vx`` from its parents' values ``inputs`` (flat arrays)."""
     inputs = tuple(inputs)
     op = vx.op

@@ -275,7 +275,9 @@ def _infer(run: _Run, params: Params, beliefs: dict[str, Array], state: _State, 
     return new
 
 
-def _every_vertex(run: _Run, state: _State, alpha: float, signals: dict[str, tuple[Array, ...]] | None = None) -> Params:
+def _every_vertex(
+    run: _Run, state: _State, alpha: float, signals: dict[str, tuple[Array, ...]] | None = None
+) -> Params:
     """The update of every parametrized vertex from ``state``, with ``signals`` in place of its own where given."""
     deltas = zeros_like_params(run.params, run.xp)
     for k in run.net.parametrized:
