@@ -200,3 +200,27 @@ def test_fazil_applies_a_shared_parameter_after_the_last_step():
     assert result.late_firings.shape == (0, 4)
     immediate = run_rule(graph, params, x, y, ZIL(alpha=ALPHA, shared_updates="immediate"))
     assert gc.relative_error(immediate.updates["rnn.weight_hh"], -ALPHA * grads["rnn.weight_hh"]) > 1e-6
+
+
+def fd_belief_gradient(graph, params, x, y, vertex):
+    """``dL/dv`` of ``vertex`` by central differences of the naive loss on a nudge of its value."""
+    values = gc.naive_forward(graph, params, x)
+    grad = np.zeros_like(values[vertex])
+    for idx in np.ndindex(grad.shape):
+        step = np.zeros_like(grad)
+        step[idx] = gc.FD_STEP
+        diff = gc.naive_loss(graph, params, x, y, {vertex: step}) - gc.naive_loss(graph, params, x, y, {vertex: -step})
+        grad[idx] = diff / (2 * gc.FD_STEP)
+    return grad
+
+
+@pytest.mark.parametrize("graph", [gc.deep_cnn(), gc.lstm_cells(steps=3), gc.residual()], ids=["cnn", "lstm", "res"])
+def test_zil_error_at_trigger_is_minus_dl_dv_on_every_vertex(graph):
+    """Song et al.: with gamma = 1 the error wave reaches vertex j at t = l_j carrying -dL/dv_j."""
+    params, x, y = gc.random_case(graph, 21, batch=2)
+    result = run_rule(graph, params, x, y, ZIL(alpha=ALPHA))
+    hidden = [v for v in graph if graph.nodes[v]["op"] != "input" and graph.nodes[v].get("loss") is None]
+    assert set(hidden) <= set(result.eps_at_trigger)
+    for v in hidden:
+        expected = -fd_belief_gradient(graph, params, x, y, v)
+        assert gc.relative_error(result.eps_at_trigger[v], expected) < 1e-7, v
