@@ -1,19 +1,20 @@
 """Vectorized backprop on a neurosim graph: the reference every PC rule is measured against.
 
-A graph (see :mod:`neurosim.graph.spec`) is a DAG of ``input`` and ``dense`` vertices;
-each dense vertex ``k`` has exactly one parent ``p``. Everything here walks the graph in
-topological order (forward) or its reverse (backward), so a new vertex op only needs its
-own forward and backward rule. Rows of every array are independent samples ``b = 1..B``.
+A graph (see :mod:`neurosim.graph.spec`) is any DAG of the spec's ops. The forward pass
+walks it in topological order, backprop in reverse; what each vertex computes and its
+vector-Jacobian products live in :mod:`neurosim.reference.ops`. Rows of every array are
+independent samples ``b = 1..B``; every vertex's value is a flat ``(B, size)`` array
+(row-major, as data and targets are laid out).
 
-Forward pass, for dense ``k`` with weight ``W_k`` ``(out, in)`` and bias ``b_k``:
+Forward pass: ``mu_k = f_k(v_p; theta)`` for the parents ``p`` of ``k`` in input order,
+and every belief is set to its prediction, ``v_k = mu_k`` (``vhat``). For a dense
+vertex with one parent (Rosenbaum 2022 and Torch2PC ``post``; Whittington and Bogacz
+2017 and Song et al. 2020 ``pre``):
 
-- ``post`` (Rosenbaum 2022; Torch2PC): ``x_k = v_p``,      ``a_k = x_k W_k^T + b_k``,
-  ``mu_k = act_k(a_k)``.
-- ``pre`` (Whittington and Bogacz 2017; Song et al. 2020): ``x_k = act_k(v_p)``,
-  ``a_k = x_k W_k^T + b_k``, ``mu_k = a_k``.
+- ``post``: ``x_k = v_p``,      ``a_k = x_k W_k^T + b_k``, ``mu_k = act_k(a_k)``;
+- ``pre``:  ``x_k = act_k(v_p)``, ``a_k = x_k W_k^T + b_k``, ``mu_k = a_k``;
 
-``x_k`` is the *presynaptic signal* that vertex ``k`` receives from its parent, and the
-forward pass sets every belief to its prediction, ``v_k = mu_k`` (``vhat``).
+``x_k`` is the *presynaptic signal* that vertex ``k`` receives from its parent.
 
 Losses are sums over output neurons and samples, never means (``docs/rules.md``):
 
@@ -22,20 +23,20 @@ Losses are sums over output neurons and samples, never means (``docs/rules.md``)
   (exact because each row of ``y`` is validated to be a probability distribution).
 
 Backward pass, in reverse topological order, with ``delta_k = dL/dv_k`` (for an output,
-``dL/dmu_k``) accumulated over the children of ``k``:
-
-- ``post``: ``d_k = act_k'(a_k) * delta_k``; ``pre``: ``d_k = delta_k``;
-- ``dL/dW_k = d_k^T x_k``, ``dL/db_k = sum_b d_k``;
-- ``delta_p += d_k W_k`` (post) or ``act_k'(v_p) * (d_k W_k)`` (pre).
+``dL/dmu_k``) summed over the children of ``k``: ``delta_p += J_kp^T delta_k`` for every
+parent ``p`` and ``dL/dtheta += J_theta^T delta_k`` for every parameter ``k`` reads
+(summed over the vertices that share it). For dense ``k``: ``d_k = act_k'(a_k) delta_k``
+(post) or ``delta_k`` (pre), ``dL/dW_k = d_k^T x_k``, ``dL/db_k = sum_b d_k``,
+``delta_p += d_k W_k`` (post) or ``act_k'(v_p) (d_k W_k)`` (pre).
 
 Every function takes an array namespace ``xp`` (``numpy`` by default, ``cupy`` to run on
 a GPU); arithmetic stays in the dtype of the parameters (float64 or float32).
 
 The building blocks :func:`network`, :func:`check_params`, :func:`check_inputs`,
-:func:`check_targets`, :func:`prepare`, :func:`forward_states`, :func:`backward`,
-:func:`presynaptic`, :func:`dense_prediction`, :func:`output_error` and :func:`loss_terms`
-are shared with :mod:`neurosim.reference.rules`, so the PC rules and
-backprop agree on the data checks and on what a vertex computes.
+:func:`check_targets`, :func:`prepare`, :func:`forward_pass`, :func:`linearize_all`,
+:func:`accumulate`, :func:`backward`, :func:`output_error` and :func:`loss_terms` are
+shared with :mod:`neurosim.reference.rules`, so the PC rules and backprop agree on the
+data checks and on what a vertex computes.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ from typing import Any
 import networkx as nx
 import numpy
 
-from neurosim.activations import apply, derivative
 from neurosim.errors import DataError, GraphError, ParameterError
-from neurosim.graph.spec import param_shapes
+from neurosim.graph.spec import ParamRef, param_shapes
 from neurosim.graph.validate import validate_graph
+from neurosim.reference.ops import Linearization, Vertex, input_vjps, linearize, param_vjps, preact_grad, vertex
 
 Array = Any
 Params = dict[str, Array]
@@ -62,22 +63,25 @@ class Network:
 
     Attributes
     ----------
-    inputs, dense, outputs, hidden
-        Vertex names in topological order: input vertices, every dense vertex,
-        dense vertices with a loss, and dense vertices without one.
-    parent
-        The single parent of every dense vertex.
+    inputs, vertices, outputs, hidden
+        Vertex names in topological order: input vertices, every other vertex,
+        vertices with a loss, and non-input vertices without one.
+    parametrized
+        The vertices that own parameters (dense, conv2d, lstm), in topological order.
+    nodes
+        The :class:`neurosim.reference.ops.Vertex` of every non-input vertex.
     children
-        The children of every vertex (dense vertices only, since inputs have no parents).
+        The children of every vertex, in topological order.
     attrs
         The node attributes of every vertex.
     """
 
     inputs: tuple[str, ...]
-    dense: tuple[str, ...]
+    vertices: tuple[str, ...]
     outputs: tuple[str, ...]
     hidden: tuple[str, ...]
-    parent: dict[str, str]
+    parametrized: tuple[str, ...]
+    nodes: dict[str, Vertex]
     children: dict[str, tuple[str, ...]]
     attrs: dict[str, dict]
 
@@ -88,15 +92,17 @@ def network(graph: nx.DiGraph) -> Network:
     order = list(nx.topological_sort(graph))
     position = {v: i for i, v in enumerate(order)}
     attrs = {v: dict(graph.nodes[v]) for v in order}
-    dense = tuple(v for v in order if attrs[v]["op"] == "dense")
-    if not any(attrs[v].get("loss") is not None for v in dense):
-        raise GraphError("the model graph has no output vertex (a dense vertex with loss='mse' or 'ce')")
+    vertices = tuple(v for v in order if attrs[v]["op"] != "input")
+    if not any(attrs[v].get("loss") is not None for v in vertices):
+        raise GraphError("the model graph has no output vertex (a vertex with loss='mse' or 'ce')")
+    nodes = {v: vertex(graph, v) for v in vertices}
     return Network(
         inputs=tuple(v for v in order if attrs[v]["op"] == "input"),
-        dense=dense,
-        outputs=tuple(v for v in dense if attrs[v].get("loss") is not None),
-        hidden=tuple(v for v in dense if attrs[v].get("loss") is None),
-        parent={v: next(iter(graph.predecessors(v))) for v in dense},
+        vertices=vertices,
+        outputs=tuple(v for v in vertices if attrs[v].get("loss") is not None),
+        hidden=tuple(v for v in vertices if attrs[v].get("loss") is None),
+        parametrized=tuple(v for v in vertices if nodes[v].weights or nodes[v].biases),
+        nodes=nodes,
         children={v: tuple(sorted(graph.successors(v), key=position.__getitem__)) for v in order},
         attrs=attrs,
     )
@@ -212,25 +218,6 @@ def _same_batch(arrays: Mapping[str, Array]) -> None:
         raise DataError(f"inputs disagree on the batch size: {sizes}")
 
 
-def presynaptic(net: Network, k: str, v_parent: Array) -> Array:
-    """The signal ``x_k`` that dense vertex ``k`` receives: ``v_p`` (post) or ``act_k(v_p)`` (pre)."""
-    attrs = net.attrs[k]
-    return v_parent if attrs["convention"] == "post" else apply(attrs["activation"], v_parent)
-
-
-def dense_prediction(net: Network, params: Params, k: str, x: Array) -> tuple[Array, Array]:
-    """``(a_k, mu_k)`` of dense vertex ``k`` from its presynaptic signal ``x``.
-
-    ``a = x W^T + b``; ``mu = act(a)`` (post) or ``mu = a`` (pre).
-    """
-    attrs = net.attrs[k]
-    a = x @ params[f"{k}.weight"].T
-    if attrs.get("bias", True):
-        a = a + params[f"{k}.bias"]
-    mu = apply(attrs["activation"], a) if attrs["convention"] == "post" else a
-    return a, mu
-
-
 def _log_softmax(mu: Array, xp: Any) -> Array:
     z = mu - xp.max(mu, axis=1, keepdims=True)
     return z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
@@ -251,13 +238,41 @@ def loss_terms(loss_name: str, mu: Array, y: Array, xp: Any = numpy) -> Array:
     return -xp.sum(y * _log_softmax(mu, xp))
 
 
-def forward_states(net: Network, params: Params, inputs: dict[str, Array]) -> dict[str, dict[str, Array]]:
-    """The forward pass on checked parameters and inputs (the dict :func:`forward` returns)."""
-    states: dict[str, dict[str, Array]] = {v: {"v": inputs[v]} for v in net.inputs}
-    for k in net.dense:
-        x = presynaptic(net, k, states[net.parent[k]]["v"])
-        a, mu = dense_prediction(net, params, k, x)
-        states[k] = {"x": x, "a": a, "mu": mu, "v": mu}
+def linearize_all(
+    net: Network, params: Params, values: Mapping[str, Array], xp: Any = numpy
+) -> dict[str, Linearization]:
+    """Every non-input vertex's prediction from the parents' ``values`` (one state, in parallel)."""
+    return {
+        k: linearize(net.nodes[k], params, [values[p] for p in net.nodes[k].parents], xp) for k in net.vertices
+    }
+
+
+def forward_pass(
+    net: Network, params: Params, inputs: Mapping[str, Array], xp: Any = numpy
+) -> tuple[dict[str, Array], dict[str, Linearization]]:
+    """The forward pass: every value ``v_k = mu_k`` (inputs clamped) and every vertex's linearization."""
+    values: dict[str, Array] = dict(inputs)
+    lins: dict[str, Linearization] = {}
+    for k in net.vertices:
+        lins[k] = linearize(net.nodes[k], params, [values[p] for p in net.nodes[k].parents], xp)
+        values[k] = lins[k].mu
+    return values, lins
+
+
+def _public_states(
+    net: Network, values: dict[str, Array], lins: dict[str, Linearization]
+) -> dict[str, dict[str, Array]]:
+    states: dict[str, dict[str, Array]] = {v: {"v": values[v]} for v in net.inputs}
+    for k in net.vertices:
+        vx, lin = net.nodes[k], lins[k]
+        state = {"mu": lin.mu, "v": values[k]}
+        if vx.op in ("dense", "conv2d"):
+            state["a"] = lin.a
+            if len(vx.parents) == 1:
+                state["x"] = lin.signals[0]
+            else:
+                state.update({f"x_{p}": s for p, s in zip(vx.parents, lin.signals)})
+        states[k] = state
     return states
 
 
@@ -281,26 +296,30 @@ def forward(
     Returns
     -------
     dict
-        Per vertex, a dict of ``(B, size)`` arrays. Input vertices: ``{"v": x}``. Dense
-        vertex ``k``: ``"x"`` its presynaptic signal (``v_p`` post, ``act_k(v_p)`` pre),
-        ``"a"`` = ``x W^T + b``, ``"mu"`` the prediction (``act_k(a)`` post, ``a`` pre)
-        and ``"v"`` the belief, equal to ``mu`` at the forward pass.
+        Per vertex, a dict of flat ``(B, size)`` arrays. Input vertices: ``{"v": x}``.
+        Every other vertex: ``"mu"`` its prediction and ``"v"`` its belief, equal to
+        ``mu`` at the forward pass. Dense and conv2d vertices also give ``"a"``, the
+        argument of the activation (``x W^T + b``; ``mu = act(a)`` post, ``a`` pre), and
+        their presynaptic signal: ``"x"`` (``v_p`` post, ``act(v_p)`` pre) for one
+        parent, ``"x_<parent>"`` for each of several.
     """
     net = network(graph)
     checked = check_params(graph, params, xp)
-    return forward_states(net, checked, check_inputs(net, x, param_dtype(checked), xp))
+    values, lins = forward_pass(net, checked, check_inputs(net, x, param_dtype(checked), xp), xp)
+    return _public_states(net, values, lins)
 
 
 def prepare(
     graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy
-) -> tuple[Network, Params, dict[str, dict[str, Array]], dict[str, Array]]:
-    """Check everything and run the forward pass: ``(network, params, states, targets)``."""
+) -> tuple[Network, Params, dict[str, Array], dict[str, Linearization], dict[str, Array]]:
+    """Check everything and run the forward pass: ``(network, params, values, linearizations, targets)``."""
     net = network(graph)
     checked = check_params(graph, params, xp)
     dtype = param_dtype(checked)
     inputs = check_inputs(net, x, dtype, xp)
     batch = int(next(iter(inputs.values())).shape[0])
-    return net, checked, forward_states(net, checked, inputs), check_targets(net, y, batch, dtype, xp)
+    values, lins = forward_pass(net, checked, inputs, xp)
+    return net, checked, values, lins, check_targets(net, y, batch, dtype, xp)
 
 
 def loss(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy) -> float:
@@ -309,30 +328,48 @@ def loss(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any
     ``y`` is ``(B, n_out)`` for a single-output graph (one-hot rows for ``ce``) or
     ``{output_vertex: array}``.
     """
-    net, _, states, targets = prepare(graph, params, x, y, xp)
-    return sum(float(loss_terms(net.attrs[o]["loss"], states[o]["mu"], targets[o], xp)) for o in net.outputs)
+    net, _, _, lins, targets = prepare(graph, params, x, y, xp)
+    return sum(float(loss_terms(net.attrs[o]["loss"], lins[o].mu, targets[o], xp)) for o in net.outputs)
+
+
+def accumulate(
+    into: Params, vx: Vertex, g: Array, signals: tuple[Array, ...], scale: float, xp: Any = numpy
+) -> None:
+    """Add ``scale * J_theta^T e`` of vertex ``vx`` (from ``g`` and ``signals``) to ``into``, in place.
+
+    ``into`` maps parameter names to full-shape arrays (created as zeros where absent);
+    a reference with a row offset adds to its rows only, and a parameter referenced
+    several times (by one vertex or by several) receives the sum.
+    """
+    for ref, rows in param_vjps(vx, g, signals, xp):
+        _add_rows(into, ref, scale * rows, xp)
+
+
+def _add_rows(into: Params, ref: ParamRef, rows: Array, xp: Any) -> None:
+    into[ref.name][ref.row_offset : ref.row_offset + rows.shape[0]] += rows
+
+
+def zeros_like_params(params: Params, xp: Any = numpy) -> Params:
+    """A zero array for every parameter (the accumulators of :func:`accumulate`)."""
+    return {n: xp.zeros_like(p) for n, p in params.items()}
 
 
 def backward(
-    net: Network, params: Params, states: dict[str, dict[str, Array]], targets: dict[str, Array], xp: Any = numpy
+    net: Network, params: Params, lins: dict[str, Linearization], targets: dict[str, Array], xp: Any = numpy
 ) -> dict[str, Array]:
-    """``dL/dtheta`` from a forward pass ``states`` (see :func:`forward`), equations in the module docstring."""
-    delta = {o: -output_error(net.attrs[o]["loss"], states[o]["mu"], targets[o], xp) for o in net.outputs}
-    grads: dict[str, Array] = {}
-    for k in reversed(net.dense):
-        attrs, parent = net.attrs[k], net.parent[k]
-        d = delta.pop(k)
-        if attrs["convention"] == "post":
-            d = derivative(attrs["activation"], states[k]["a"]) * d
-        grads[f"{k}.weight"] = d.T @ states[k]["x"]
-        if attrs.get("bias", True):
-            grads[f"{k}.bias"] = d.sum(axis=0)
-        if net.attrs[parent]["op"] == "dense":
-            back = d @ params[f"{k}.weight"]
-            if attrs["convention"] == "pre":
-                back = derivative(attrs["activation"], states[parent]["v"]) * back
-            delta[parent] = delta[parent] + back if parent in delta else back
-    return {name: grads[name] for name in params}
+    """``dL/dtheta`` from the forward pass's linearizations, equations in the module docstring."""
+    delta = {o: -output_error(net.attrs[o]["loss"], lins[o].mu, targets[o], xp) for o in net.outputs}
+    grads = zeros_like_params(params, xp)
+    for k in reversed(net.vertices):
+        vx, d = net.nodes[k], delta.pop(k)
+        if k in net.parametrized:
+            accumulate(grads, vx, preact_grad(vx, lins[k], d, xp), lins[k].signals, 1.0, xp)
+        if all(net.attrs[p]["op"] == "input" for p in vx.parents):
+            continue
+        for p, back in zip(vx.parents, input_vjps(vx, params, lins[k], d, xp)):
+            if net.attrs[p]["op"] != "input":
+                delta[p] = delta[p] + back if p in delta else back
+    return grads
 
 
 def gradients(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy) -> dict[str, Array]:
@@ -340,16 +377,16 @@ def gradients(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp
 
     Returns a dict with the keys and shapes of the parameters, in their dtype.
     """
-    net, checked, states, targets = prepare(graph, params, x, y, xp)
-    return backward(net, checked, states, targets, xp)
+    net, checked, _, lins, targets = prepare(graph, params, x, y, xp)
+    return backward(net, checked, lins, targets, xp)
 
 
 def sgd_step(
     graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, alpha: float, xp: Any = numpy
 ) -> dict[str, Array]:
     """One backprop SGD step ``theta - alpha * dL/dtheta``, as new arrays (``params`` is not mutated)."""
-    net, checked, states, targets = prepare(graph, params, x, y, xp)
-    grads = backward(net, checked, states, targets, xp)
+    net, checked, _, lins, targets = prepare(graph, params, x, y, xp)
+    grads = backward(net, checked, lins, targets, xp)
     return {name: checked[name] - alpha * grads[name] for name in checked}
 
 

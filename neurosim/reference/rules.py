@@ -1,28 +1,33 @@
 """Population-level, clock-driven reference of every learning rule in :mod:`neurosim.rules`.
 
 This is the independent implementation the neuron-level event loop is checked against:
-whole vertices are ``(B, size)`` arrays, one synchronous inference step is a handful of
-matrix products, and time advances one step per loop iteration. Forward pass, losses and
-data checks are those of :mod:`neurosim.reference.backprop`.
+whole vertices are ``(B, size)`` arrays, one synchronous inference step is one
+vector-Jacobian product per vertex (:mod:`neurosim.reference.ops`), and time advances
+one step per loop iteration. The graph is any DAG of the spec's ops; forward pass,
+losses and data checks are those of :mod:`neurosim.reference.backprop`.
 
 State and errors
 ----------------
 State ``t`` is the network after ``t`` inference steps. Beliefs ``v``: inputs are clamped
 to ``x``, each output's belief is clamped to its target ``y`` and never updated, hidden
 beliefs start at the forward pass (state 0: ``v_j = mu_j``, so every hidden error is 0).
-At state ``t``, with the parameters ``theta(t)`` of that state, for dense vertex ``k`` with
-parent ``p`` (``x_k``, ``a_k``, ``mu_k`` as in the forward pass, from the current beliefs):
+At state ``t``, with the parameters ``theta(t)`` of that state, every non-input vertex
+``k`` predicts ``mu_k = f_k(v_p; theta)`` from its parents' current beliefs, and
 
 - hidden: ``eps_k = v_k - mu_k``; output: ``eps_k = -dL/dmu_k`` (``y - mu`` for mse,
   ``y - softmax(mu)`` for ce);
-- ``g_k = act_k'(a_k) * eps_k`` (post) or ``g_k = eps_k`` (pre).
+- a parametrized vertex (dense, conv2d, lstm) has ``g_k = J_a^T eps_k``, the error
+  through its activation (dense and conv2d: ``act'(a) eps`` post, ``eps`` pre), and its
+  presynaptic signals ``x_k`` (``v_p`` post, ``act(v_p)`` pre; lstm ``x_t``, ``h_{t-1}``).
 
 One inference step (synchronous: everything read from state ``t``, applied together):
 
 - ``v_j += step * (-eps_j + fb_j)`` for every hidden ``j``, with
-  ``fb_j = sum_{c in children(j)} g_c W_c`` (post) or ``act_c'(v_j) * (g_c W_c)`` (pre);
-- a vertex that updates at step ``t`` adds ``dW_k = alpha * g_k^T x_k`` and
-  ``db_k = alpha * sum_b g_k`` (``J_theta^T eps``; equations.md section 2).
+  ``fb_j = sum_{c in children(j)} J_cj^T eps_c``, the VJP of ``mu_c`` with respect to
+  ``v_j`` (dense: ``g_c W_c`` post, ``act_c'(v_j) (g_c W_c)`` pre);
+- a vertex that updates at step ``t`` adds ``alpha J_theta^T eps_k`` to each of its
+  parameters (dense: ``dW_k = alpha g_k^T x_k``, ``db_k = alpha sum_b g_k``;
+  equations.md section 2); a parameter several vertices use receives the sum.
 
 A weight update computed at step ``t`` is applied together with inference step ``t``:
 the inference of step ``t`` uses the weights from before it, state ``t + 1`` the new ones.
@@ -33,32 +38,43 @@ The rules
 - ``IL`` (Whittington and Bogacz 2017; Song et al. 2020, Algorithm 1): steps
   ``0..t_c-1`` with step ``gamma`` and no update, then every vertex updates from the
   errors and presynaptic signals of state ``t_c``.
-- ``ZIL`` (Song et al. 2020, conditions C1-C3): step ``gamma`` (1 for C3); vertex ``k``
-  updates once, at step ``t = l_k``, its path length to the outputs
-  (:func:`neurosim.graph.trigger_steps`, which raises ``GraphError`` where it is not
-  unique); steps ``0..max l`` run. With ``gamma = 1`` this is one BP SGD step and
-  ``eps_k(l_k) = -dL/dv_k``; with ``gamma != 1`` vertex ``k``'s update is scaled by
-  ``gamma^l_k``. ``eps_at_trigger`` holds ``eps_k(l_k)``.
+- ``ZIL`` (Song et al. 2020, conditions C1-C3): step ``gamma`` (1 for C3); the
+  parameters of vertex ``k`` get its contribution at step ``t = l_k``, its path length
+  to the outputs (:func:`neurosim.graph.trigger_steps`, which raises ``GraphError``
+  where a parametrized vertex has several); steps ``0..max l`` run. A parameter used
+  by vertices of different ``l`` (a weight shared across time steps) accumulates their
+  contributions and applies the sum at the end of its last trigger step
+  (``shared_updates="deferred"``) or applies each at the end of its own step
+  (``"immediate"``: later steps see the changed weights, which is not backprop). With
+  ``gamma = 1`` and deferred updates this is one BP SGD step and
+  ``eps_k(l_k) = -dL/dv_k``; with ``gamma != 1`` vertex ``k``'s contribution is scaled
+  by ``gamma^l_k``. ``eps_at_trigger`` holds ``eps_k(l_k)`` of every vertex whose
+  ``l_k`` is among the steps run.
 - ``FaZIL`` (Song et al. 2020, Algorithm 2): steps ``t = 0..T-1`` with
-  ``T = ticks`` or ``max l + 1``; every vertex updates at every step with a per-neuron,
-  per-sample gate, ``dW = alpha (phi * g)^T x``, ``db = alpha sum_b phi * g``, where
-  ``phi_i(t) = 1`` iff ``eps_i(t) != eps_i(t-1)`` and
-  ``eps_i(t-1) == ... == eps_i(t-t_d)`` (exact float comparison) and ``eps_i(s) = 0`` for
-  ``s < 0`` (the converged prediction phase, outputs included). Every firing is
-  reported; those at a step other than the vertex's ``l`` are the *late* firings (the
-  rule's known failure where the backprop error is exactly 0, e.g. relu in the pre
-  convention; reproduced, not corrected).
+  ``T = ticks`` or ``max l + 1``; every parametrized vertex learns at every step with a
+  per-neuron, per-sample gate, ``alpha J_theta^T (phi * eps)`` (dense:
+  ``dW = alpha (phi * g)^T x``, ``db = alpha sum_b phi * g``). ``detector="song"``:
+  ``phi_i(t) = 1`` iff ``eps_i(t) != eps_i(t-1)`` and ``eps_i(t-1) == ... ==
+  eps_i(t-t_d)`` (exact float comparison) and ``eps_i(s) = 0`` for ``s < 0`` (the
+  converged prediction phase, outputs included). ``detector="feedback"``: neuron ``i``
+  fires at most once per sample, at the first ``t`` with ``eps_i(t) != eps_i(t-1)``
+  while ``mu_i(t) == mu_i(0)`` exactly. A parameter of one vertex changes at the end
+  of the step its neurons fired; one shared by several vertices accumulates over the
+  presentation and changes after the last step. Every firing is reported; those at a
+  step other than the vertex's ``l`` are the *late* firings (Song's phi fires late where
+  the backprop error is exactly 0, e.g. relu in the pre convention or max-pool;
+  reproduced, not corrected).
 - ``StrictPC`` (Rosenbaum 2022, Algorithm "PC"; Torch2PC ``Strict``): steps ``0..n-1``
   of size ``eta`` from the current beliefs (output error recomputed each step); the
-  update is ``alpha g(n-1)^T x(n)``: error-neuron quantities of state ``n-1`` (post:
+  update is ``alpha g(n-1)^T x(n)``: error-neuron quantities of state ``n-1`` (``g``,
   including ``act'(a(n-1))``) with the presynaptic signals of state ``n``.
 - ``FixedPred`` (Rosenbaum 2022 "ModPC"; Millidge et al. 2020, fixed prediction
-  assumption): predictions frozen at the forward pass, ``eps_j = v_j - vhat_j``,
-  ``g = act'(ahat) * eps`` (post) or ``eps`` (pre), feedback Jacobians at the forward
-  pass (pre: ``act_c'(vhat_j)``), output error fixed at ``-dL/dvhat``; steps
+  assumption): predictions, Jacobians and presynaptic signals frozen at the forward
+  pass, ``eps_j = v_j - vhat_j``, output error fixed at ``-dL/dvhat``; steps
   ``0..n-1`` of size ``eta`` (``n`` defaults to :func:`n_exact`), update
-  ``alpha g(n-1)^T xhat``. With ``eta = 1`` and ``n >= n_exact`` this is the exact
-  negative gradient (Rosenbaum 2022, Theorem 1).
+  ``alpha J_theta^T eps(n-1)`` at the forward pass. With ``eta = 1`` and
+  ``n >= n_exact`` (``1 +`` the longest path from a parametrized vertex to an output)
+  this is the exact negative gradient (Rosenbaum 2022, Theorem 1).
 
 Divergence
 ----------
@@ -68,9 +84,9 @@ every state at which the rule computes errors (IL ``0..t_c``, ZIL ``0..max l``, 
 diverges at ``t`` if an ``eps(t)`` is not finite or, when ``E(0) > 0``,
 ``E(t) > max_energy_ratio * E(0)`` (energies computed in the parameters' dtype, compared
 as Python floats). It also diverges where an update would make a parameter non-finite:
-at the state whose errors produced it (IL ``t_c``, ZIL and FaZIL the step, StrictPC and
-FixedPred ``n``, BP 0). A diverged run applies no update (``params`` equal to the
-input, ``updates`` zero), reports ``diverged_at`` and never raises.
+at the state whose errors produced it (IL ``t_c``, ZIL and FaZIL the step that applies
+it, StrictPC and FixedPred ``n``, BP 0). A diverged run applies no update (``params``
+equal to the input, ``updates`` zero), reports ``diverged_at`` and never raises.
 """
 
 from __future__ import annotations
@@ -82,20 +98,20 @@ from typing import Any
 import networkx as nx
 import numpy
 
-from neurosim.activations import derivative
 from neurosim.errors import ConfigError
+from neurosim.graph.spec import exact_steps as n_exact  # FixedPred's default n (a graph property)
 from neurosim.graph.spec import trigger_steps
 from neurosim.reference.backprop import (
     Array,
-    Network,
     Params,
+    accumulate,
     backward,
-    dense_prediction,
+    linearize_all,
     output_error,
     prepare,
-    presynaptic,
+    zeros_like_params,
 )
-from neurosim.graph.spec import exact_steps as n_exact  # FixedPred's default n (a graph property)
+from neurosim.reference.ops import Linearization, input_vjps, preact_grad
 from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 
@@ -122,11 +138,15 @@ class ReferenceResult:
         Inference steps run (up to the divergence: ``diverged_at`` if it diverged
         while computing errors).
     eps_at_trigger
-        ZIL only: ``eps_k(l_k)`` for every dense vertex.
+        ZIL only: ``eps_k(l_k)`` for every vertex whose trigger step was run (every
+        parametrized vertex among them).
     firings, late_firings
         FaZIL only: ``(k, 4)`` int64 rows ``(step, vertex, neuron, sample)``, ``vertex``
-        the index among dense vertices in topological order, sorted by those columns;
-        ``late_firings`` are those with ``step != l_vertex``.
+        an index into ``vertices``, sorted by those columns; ``late_firings`` are those
+        with ``step != l_vertex``.
+    vertices
+        The parametrized vertices in topological order (for an MLP: its dense layers),
+        the vertices the firing rows index.
     """
 
     params: Params
@@ -138,15 +158,15 @@ class ReferenceResult:
     eps_at_trigger: dict[str, Array] = field(default_factory=dict)
     firings: numpy.ndarray = field(default_factory=_no_firings)
     late_firings: numpy.ndarray = field(default_factory=_no_firings)
+    vertices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class _Errors:
-    """One dense vertex at one state: presynaptic signal ``x``, error ``eps``, ``g``."""
+class _State:
+    """Every non-input vertex at one state: its linearization and its error ``eps``."""
 
-    x: Array
-    eps: Array
-    g: Array
+    lins: dict[str, Linearization]
+    eps: dict[str, Array]
 
 
 class _Run:
@@ -155,21 +175,37 @@ class _Run:
     def __init__(
         self, graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, max_energy_ratio: float, xp: Any
     ):
-        self.net, self.params, self.states, self.targets = prepare(graph, params, x, y, xp)
+        self.net, self.params, self.values, self.lins, self.targets = prepare(graph, params, x, y, xp)
         self.xp = xp
         self.ratio = max_energy_ratio
         self.energy: list[float] = []
 
     def initial_beliefs(self) -> dict[str, Array]:
         """State 0: inputs clamped, hidden beliefs at the forward pass, outputs at the target."""
-        beliefs = {v: self.states[v]["v"] for v in self.net.inputs + self.net.hidden}
+        beliefs = {v: self.values[v] for v in self.net.inputs + self.net.hidden}
         beliefs.update(self.targets)
         return beliefs
 
-    def record(self, errors: dict[str, _Errors]) -> bool:
+    def errors(self, lins: dict[str, Linearization], beliefs: dict[str, Array]) -> _State:
+        """``eps`` of every vertex given its prediction; an output's belief is its target."""
+        eps = {}
+        for k, lin in lins.items():
+            loss_name = self.net.attrs[k].get("loss")
+            eps[k] = output_error(loss_name, lin.mu, beliefs[k], self.xp) if loss_name else beliefs[k] - lin.mu
+        return _State(lins, eps)
+
+    def state(self, params: Params, beliefs: dict[str, Array]) -> _State:
+        """Errors with predictions from the current beliefs and ``params``."""
+        return self.errors(linearize_all(self.net, params, beliefs, self.xp), beliefs)
+
+    def fixed_state(self, beliefs: dict[str, Array]) -> _State:
+        """Errors against the forward-pass predictions (FixedPred)."""
+        return self.errors(self.lins, beliefs)
+
+    def record(self, state: _State) -> bool:
         """Append ``E(t)`` and say whether state ``t`` diverged."""
         xp = self.xp
-        eps = [e.eps for e in errors.values()]
+        eps = list(state.eps.values())
         energy = float(0.5 * sum(xp.sum(a * a) for a in eps))
         self.energy.append(energy)
         finite = all(bool(xp.all(xp.isfinite(a))) for a in eps)
@@ -180,11 +216,12 @@ class _Run:
         xp = self.xp
         return ReferenceResult(
             params={n: xp.array(p, copy=True) for n, p in self.params.items()},
-            updates={n: xp.zeros_like(p) for n, p in self.params.items()},
+            updates=zeros_like_params(self.params, xp),
             diverged=True,
             diverged_at=at,
             energy=numpy.asarray(self.energy, dtype=numpy.float64),
             steps=steps,
+            vertices=self.net.parametrized,
         )
 
     def finish(self, params: Params, updates: Params, steps: int, **extra: Any) -> ReferenceResult:
@@ -196,6 +233,7 @@ class _Run:
             diverged_at=None,
             energy=numpy.asarray(self.energy, dtype=numpy.float64),
             steps=steps,
+            vertices=self.net.parametrized,
             **extra,
         )
 
@@ -209,72 +247,41 @@ class _Run:
                 return None
         return new
 
-
-def _vertex_errors(net: Network, k: str, x: Array, a: Array, mu: Array, belief: Array, xp: Any) -> _Errors:
-    """``eps`` and ``g`` of vertex ``k`` given its prediction; ``belief`` is the target for an output."""
-    attrs = net.attrs[k]
-    loss_name = attrs.get("loss")
-    eps = output_error(loss_name, mu, belief, xp) if loss_name is not None else belief - mu
-    g = derivative(attrs["activation"], a) * eps if attrs["convention"] == "post" else eps
-    return _Errors(x=x, eps=eps, g=g)
-
-
-def _errors(run: _Run, params: Params, beliefs: dict[str, Array]) -> dict[str, _Errors]:
-    """Errors of every dense vertex with predictions from the current beliefs and ``params``."""
-    net, out = run.net, {}
-    for k in net.dense:
-        x = presynaptic(net, k, beliefs[net.parent[k]])
-        a, mu = dense_prediction(net, params, k, x)
-        out[k] = _vertex_errors(net, k, x, a, mu, beliefs[k], run.xp)
-    return out
+    def add_update(
+        self, into: Params, k: str, state: _State, alpha: float, signals: tuple[Array, ...] | None = None,
+        gate: Array | None = None,
+    ) -> None:
+        """Add ``alpha J_theta^T (gate * eps_k)`` of vertex ``k`` to ``into``, with ``signals`` in place of its own."""
+        vx, lin = self.net.nodes[k], state.lins[k]
+        eps = state.eps[k] if gate is None else gate * state.eps[k]
+        accumulate(into, vx, preact_grad(vx, lin, eps, self.xp), lin.signals if signals is None else signals, alpha,
+                   self.xp)
 
 
-def _fixed_errors(run: _Run, beliefs: dict[str, Array]) -> dict[str, _Errors]:
-    """Errors of every dense vertex against the forward-pass predictions (FixedPred)."""
-    net, states = run.net, run.states
-    return {
-        k: _vertex_errors(net, k, states[k]["x"], states[k]["a"], states[k]["mu"], beliefs[k], run.xp)
-        for k in net.dense
-    }
-
-
-def _infer(
-    run: _Run,
-    params: Params,
-    beliefs: dict[str, Array],
-    errors: dict[str, _Errors],
-    step: float,
-    jacobian_at: dict[str, Array],
-) -> dict[str, Array]:
-    """One synchronous inference step; pre-convention Jacobians ``act_c'`` are taken at ``jacobian_at``."""
-    net = run.net
+def _infer(run: _Run, params: Params, beliefs: dict[str, Array], state: _State, step: float) -> dict[str, Array]:
+    """One synchronous inference step, with the VJPs of the linearizations in ``state``."""
+    net, xp = run.net, run.xp
+    feedback: dict[str, Array] = {}
+    for c in net.vertices:
+        vx = net.nodes[c]
+        if all(p not in net.hidden for p in vx.parents):
+            continue
+        for p, back in zip(vx.parents, input_vjps(vx, params, state.lins[c], state.eps[c], xp)):
+            if p in net.hidden:
+                feedback[p] = feedback[p] + back if p in feedback else back
     new = dict(beliefs)
     for j in net.hidden:
-        fb = 0
-        for c in net.children[j]:
-            back = errors[c].g @ params[f"{c}.weight"]
-            if net.attrs[c]["convention"] == "pre":
-                back = derivative(net.attrs[c]["activation"], jacobian_at[j]) * back
-            fb = fb + back
-        new[j] = beliefs[j] + step * (fb - errors[j].eps)
+        new[j] = beliefs[j] + step * (feedback[j] - state.eps[j])
     return new
 
 
-def _delta(net: Network, k: str, g: Array, x: Array, alpha: float) -> Params:
-    """``alpha g^T x`` and ``alpha sum_b g`` for the parameters of vertex ``k``."""
-    out = {f"{k}.weight": alpha * (g.T @ x)}
-    if net.attrs[k].get("bias", True):
-        out[f"{k}.bias"] = alpha * g.sum(axis=0)
-    return out
-
-
 def _every_vertex(
-    run: _Run, errors: dict[str, _Errors], alpha: float, signals: dict[str, Array] | None = None
+    run: _Run, state: _State, alpha: float, signals: dict[str, tuple[Array, ...]] | None = None
 ) -> Params:
-    """The update of every dense vertex from ``errors``, with ``signals`` in place of ``x`` where given."""
-    deltas: Params = {}
-    for k, e in errors.items():
-        deltas.update(_delta(run.net, k, e.g, e.x if signals is None else signals[k], alpha))
+    """The update of every parametrized vertex from ``state``, with ``signals`` in place of its own where given."""
+    deltas = zeros_like_params(run.params, run.xp)
+    for k in run.net.parametrized:
+        run.add_update(deltas, k, state, alpha, None if signals is None else signals[k])
     return deltas
 
 
@@ -287,81 +294,124 @@ def _final(run: _Run, deltas: Params, at: int, steps: int, **extra: Any) -> Refe
 
 
 def _bp(run: _Run, graph: nx.DiGraph, rule: BP) -> ReferenceResult:
-    if run.record(_fixed_errors(run, run.initial_beliefs())):
+    if run.record(run.fixed_state(run.initial_beliefs())):
         return run.diverged(0, 0)
-    grads = backward(run.net, run.params, run.states, run.targets, run.xp)
+    grads = backward(run.net, run.params, run.lins, run.targets, run.xp)
     return _final(run, {n: -rule.alpha * g for n, g in grads.items()}, 0, 0)
 
 
 def _il(run: _Run, graph: nx.DiGraph, rule: IL) -> ReferenceResult:
     beliefs = run.initial_beliefs()
     for t in range(rule.t_c + 1):
-        errors = _errors(run, run.params, beliefs)
-        if run.record(errors):
+        state = run.state(run.params, beliefs)
+        if run.record(state):
             return run.diverged(t, t)
         if t < rule.t_c:
-            beliefs = _infer(run, run.params, beliefs, errors, rule.gamma, beliefs)
-    return _final(run, _every_vertex(run, errors, rule.alpha), rule.t_c, rule.t_c)
+            beliefs = _infer(run, run.params, beliefs, state, rule.gamma)
+    return _final(run, _every_vertex(run, state, rule.alpha), rule.t_c, rule.t_c)
+
+
+def _users(run: _Run) -> dict[str, list[str]]:
+    """For every parameter, the vertices that reference it."""
+    users: dict[str, list[str]] = {n: [] for n in run.params}
+    for k in run.net.parametrized:
+        vx = run.net.nodes[k]
+        for name in {ref.name for ref in vx.weights + vx.biases}:
+            users[name].append(k)
+    return users
 
 
 def _zil(run: _Run, graph: nx.DiGraph, rule: ZIL) -> ReferenceResult:
+    xp, net = run.xp, run.net
     trigger = trigger_steps(graph)
-    n_steps = max(trigger[k] for k in run.net.dense) + 1
+    n_steps = max((trigger[k] for k in net.parametrized), default=0) + 1
+    # the step at whose end each parameter's accumulated contributions are applied
+    last = {n: max((trigger[k] for k in ks), default=0) for n, ks in _users(run).items()}
     beliefs, params = run.initial_beliefs(), run.params
-    updates = {n: run.xp.zeros_like(p) for n, p in params.items()}
+    updates, pending = zeros_like_params(params, xp), zeros_like_params(params, xp)
     eps_at_trigger: dict[str, Array] = {}
     for t in range(n_steps):
-        errors = _errors(run, params, beliefs)
-        if run.record(errors):
+        state = run.state(params, beliefs)
+        if run.record(state):
             return run.diverged(t, t)
-        deltas: Params = {}
-        for k in run.net.dense:
-            if trigger[k] == t:
-                eps_at_trigger[k] = errors[k].eps
-                deltas.update(_delta(run.net, k, errors[k].g, errors[k].x, rule.alpha))
-        beliefs = _infer(run, params, beliefs, errors, rule.gamma, beliefs)
-        params = run.apply(params, deltas)
+        for k in net.vertices:
+            if trigger.get(k) == t:
+                eps_at_trigger[k] = state.eps[k]
+                if k in net.parametrized:
+                    run.add_update(pending, k, state, rule.alpha)
+        beliefs = _infer(run, params, beliefs, state, rule.gamma)
+        due = [n for n in params if rule.shared_updates == "immediate" or last[n] == t]
+        params = run.apply(params, {n: pending[n] for n in due})
         if params is None:
             return run.diverged(t, t + 1)
-        updates.update(deltas)
+        for n in due:
+            updates[n] = updates[n] + pending[n]
+            pending[n] = xp.zeros_like(pending[n])
     return run.finish(params, updates, n_steps, eps_at_trigger=eps_at_trigger)
+
+
+class _Detector:
+    """Fa-Z-IL's gate ``phi`` per error neuron and sample of every parametrized vertex."""
+
+    def __init__(self, run: _Run, rule: FaZIL):
+        xp = run.xp
+        self.xp, self.rule = xp, rule
+        zeros = {k: xp.zeros_like(run.lins[k].mu) for k in run.net.parametrized}
+        self.last = zeros  # eps_k(t-1); before t = 0 every error is 0
+        # song: length (capped at t_d) of the run of equal values ending at eps_k(t-1),
+        # full before t = 0; feedback: whether the neuron has fired in this presentation
+        if rule.detector == "song":
+            self.same = {k: xp.full(z.shape, rule.t_d, dtype=xp.int64) for k, z in zeros.items()}
+        else:
+            self.fired = {k: xp.zeros(z.shape, dtype=bool) for k, z in zeros.items()}
+            self.mu0 = {k: run.lins[k].mu for k in zeros}
+
+    def phi(self, k: str, state: _State) -> Array:
+        """``phi`` of vertex ``k`` at the state ``state`` (called once per step, in order)."""
+        xp, rule = self.xp, self.rule
+        eps = state.eps[k]
+        changed = eps != self.last[k]
+        self.last[k] = eps
+        if rule.detector == "song":
+            phi = changed & (self.same[k] >= rule.t_d)
+            self.same[k] = xp.where(changed, 1, xp.minimum(self.same[k] + 1, rule.t_d))
+            return phi
+        phi = changed & (state.lins[k].mu == self.mu0[k]) & ~self.fired[k]
+        self.fired[k] = self.fired[k] | phi
+        return phi
 
 
 def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
     xp, net = run.xp, run.net
     trigger = trigger_steps(graph)
-    n_steps = rule.ticks if rule.ticks is not None else max(trigger[k] for k in net.dense) + 1
+    n_steps = rule.ticks if rule.ticks is not None else max((trigger[k] for k in net.parametrized), default=0) + 1
+    shared = {n for n, ks in _users(run).items() if len(ks) > 1}
     beliefs, params = run.initial_beliefs(), run.params
-    updates = {n: xp.zeros_like(p) for n, p in params.items()}
-    # last[k] = eps_k(t-1); same[k] = length (capped at t_d) of the run of equal values
-    # ending at eps_k(t-1). Before t = 0 every error is 0 forever, so the run is full.
-    last = {k: xp.zeros_like(run.states[k]["mu"]) for k in net.dense}
-    same = {k: xp.full(last[k].shape, rule.t_d, dtype=xp.int64) for k in net.dense}
+    updates, pending = zeros_like_params(params, xp), zeros_like_params(params, xp)
+    detector = _Detector(run, rule)
     fired: list[numpy.ndarray] = []
     to_host = getattr(xp, "asnumpy", numpy.asarray)
     for t in range(n_steps):
-        errors = _errors(run, params, beliefs)
-        if run.record(errors):
+        state = run.state(params, beliefs)
+        if run.record(state):
             return run.diverged(t, t)
-        deltas: Params = {}
-        for index, k in enumerate(net.dense):
-            eps = errors[k].eps
-            changed = eps != last[k]
-            phi = changed & (same[k] >= rule.t_d)
-            same[k] = xp.where(changed, 1, xp.minimum(same[k] + 1, rule.t_d))
-            last[k] = eps
+        for index, k in enumerate(net.parametrized):
+            phi = detector.phi(k, state)
             neuron, sample = (to_host(i).astype(numpy.int64) for i in xp.nonzero(phi.T))
             if neuron.size:
                 head = numpy.broadcast_to(numpy.array([t, index], dtype=numpy.int64), (neuron.size, 2))
                 fired.append(numpy.column_stack([head, neuron, sample]))
-            deltas.update(_delta(net, k, errors[k].g * phi, errors[k].x, rule.alpha))
-        beliefs = _infer(run, params, beliefs, errors, rule.gamma, beliefs)
-        params = run.apply(params, deltas)
+            run.add_update(pending, k, state, rule.alpha, gate=phi.astype(state.eps[k].dtype))
+        beliefs = _infer(run, params, beliefs, state, rule.gamma)
+        due = [n for n in params if n not in shared or t == n_steps - 1]
+        params = run.apply(params, {n: pending[n] for n in due})
         if params is None:
             return run.diverged(t, t + 1)
-        updates = {n: updates[n] + d for n, d in deltas.items()}
+        for n in due:
+            updates[n] = updates[n] + pending[n]
+            pending[n] = xp.zeros_like(pending[n])
     firings = numpy.concatenate(fired) if fired else _no_firings()
-    levels = numpy.array([trigger[k] for k in net.dense], dtype=numpy.int64)
+    levels = numpy.array([trigger[k] for k in net.parametrized], dtype=numpy.int64)
     late = firings[firings[:, 0] != levels[firings[:, 1]]]
     return run.finish(params, updates, n_steps, firings=firings, late_firings=late)
 
@@ -369,24 +419,24 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
 def _strict(run: _Run, graph: nx.DiGraph, rule: StrictPC) -> ReferenceResult:
     beliefs = run.initial_beliefs()
     for t in range(rule.n):
-        errors = _errors(run, run.params, beliefs)
-        if run.record(errors):
+        state = run.state(run.params, beliefs)
+        if run.record(state):
             return run.diverged(t, t)
-        beliefs = _infer(run, run.params, beliefs, errors, rule.eta, beliefs)
-    signals = {k: presynaptic(run.net, k, beliefs[run.net.parent[k]]) for k in run.net.dense}  # state n
-    return _final(run, _every_vertex(run, errors, rule.alpha, signals), rule.n, rule.n)
+        beliefs = _infer(run, run.params, beliefs, state, rule.eta)
+    at_n = linearize_all(run.net, run.params, beliefs, run.xp)  # the presynaptic signals of state n
+    signals = {k: at_n[k].signals for k in run.net.parametrized}
+    return _final(run, _every_vertex(run, state, rule.alpha, signals), rule.n, rule.n)
 
 
 def _fixedpred(run: _Run, graph: nx.DiGraph, rule: FixedPred) -> ReferenceResult:
     n = rule.n if rule.n is not None else n_exact(graph)
     beliefs = run.initial_beliefs()
-    forward_beliefs = dict(beliefs)
     for t in range(n):
-        errors = _fixed_errors(run, beliefs)
-        if run.record(errors):
+        state = run.fixed_state(beliefs)
+        if run.record(state):
             return run.diverged(t, t)
-        beliefs = _infer(run, run.params, beliefs, errors, rule.eta, forward_beliefs)
-    return _final(run, _every_vertex(run, errors, rule.alpha), n, n)
+        beliefs = _infer(run, run.params, beliefs, state, rule.eta)
+    return _final(run, _every_vertex(run, state, rule.alpha), n, n)
 
 
 _RUNNERS = {BP: _bp, IL: _il, ZIL: _zil, FaZIL: _fazil, StrictPC: _strict, FixedPred: _fixedpred}
@@ -400,12 +450,13 @@ def run_rule(
     Parameters
     ----------
     graph
-        A neurosim model graph (inputs and dense vertices).
+        A neurosim model graph: any DAG of the ops of :mod:`neurosim.graph.spec`.
     params
-        ``{"<vertex>.weight": (out, in), "<vertex>.bias": (out,)}``; not mutated. Their
-        dtype (float64 or float32) is the dtype of every computation.
+        Every parameter of :func:`neurosim.graph.param_shapes` (PyTorch layout); not
+        mutated. Their dtype (float64 or float32) is the dtype of every computation.
     x
-        ``(B, n_in)`` for a single-input graph, or ``{input_vertex: (B, size)}``.
+        ``(B, n_in)`` for a single-input graph, or ``{input_vertex: (B, size)}``
+        (flattened row-major).
     y
         ``(B, n_out)`` for a single-output graph (one-hot rows for ``ce``), or
         ``{output_vertex: (B, size)}``.
@@ -427,8 +478,8 @@ def run_rule(
     DataError
         ``x`` or ``y`` has the wrong vertices, shape or batch size, or is not finite.
     GraphError, ParameterError
-        The graph or the parameters are invalid; ZIL and FaZIL on a graph where a vertex
-        has several path lengths to the outputs.
+        The graph or the parameters are invalid; ZIL and FaZIL on a graph where a
+        parametrized vertex has several path lengths to the outputs.
     """
     runner = _RUNNERS.get(type(rule))
     if runner is None:
