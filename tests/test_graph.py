@@ -93,3 +93,29 @@ def test_input_without_data_and_bad_data_are_named():
         sim.predict(np.array([[1.0, np.nan, 0.0]]))
     with pytest.raises(DataError, match="no input data for vertex 'input'"):
         sim.predict({"other": np.ones((1, 3))})
+
+
+def test_zil_needs_parents_that_do_not_move_before_their_child_updates():
+    """A parameter-free vertex with a shorter second path to an output moves before its
+    parametrized child's trigger step: Z-IL would read a moved input, so it is refused."""
+    from neurosim.graph import trigger_steps
+
+    g = nx.DiGraph()
+    g.add_node("x", op="input", size=3)
+    g.add_node("p", op="activation", activation="tanh")
+    g.add_node("k", op="dense", size=2, activation="linear", convention="post")
+    g.add_node("o1", op="dense", size=2, activation="linear", convention="post", loss="mse")
+    g.add_node("o2", op="activation", activation="linear", loss="mse")
+    g.add_edges_from([("x", "p"), ("p", "k"), ("k", "o1"), ("p", "o2")])
+    with pytest.raises(GraphError, match="'p'.*has moved by step 1, when its child 'k' updates at step 1"):
+        trigger_steps(g)
+
+
+def test_conv_and_lstm_read_whole_parameters():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", shape=(1, 4, 4))
+    g.add_node("c", op="conv2d", out_channels=2, kernel_size=3, activation="tanh", convention="post",
+               loss="mse", weights={"x": ("k", 2)})
+    g.add_edge("x", "c")
+    with pytest.raises(GraphError, match="'c'.*row offset 2.*plain name"):
+        validate_graph(g)

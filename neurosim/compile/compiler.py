@@ -174,9 +174,21 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     p_hi = np.full(n_theta, -1, np.int64)
     np.minimum.at(p_lo, readers_p, trig)
     np.maximum.at(p_hi, readers_p, trig)
+    # ... per parameter (a named tensor): every entry takes its parameter's values
+    tensor = np.repeat(np.arange(len(param_index) + len(constants)),
+                       [int(np.prod(s)) for _, s in param_index.values()] + [1] * len(constants))
+    n_tensors = int(tensor.max()) + 1 if n_theta else 0
+    t_lo = np.full(n_tensors, np.iinfo(np.int32).max, np.int64)
+    t_hi = np.full(n_tensors, -1, np.int64)
+    np.minimum.at(t_lo, tensor, p_lo)
+    np.maximum.at(t_hi, tensor, p_hi)
+    p_lo, p_hi = t_lo[tensor], t_hi[tensor]
     p_lo[p_hi < 0] = -1
-    pairs = np.unique(np.stack([readers_p, c_vertex_arr[readers_c]]), axis=1) if len(readers_p) else np.zeros((2, 0), np.int64)
-    p_vertices = np.bincount(pairs[0], minlength=n_theta).astype(np.int32)
+    pairs = np.unique(np.stack([tensor[readers_p], c_vertex_arr[readers_c]]), axis=1) if len(readers_p) \
+        else np.zeros((2, 0), np.int64)
+    p_vertices = np.bincount(pairs[0], minlength=n_tensors).astype(np.int32)[tensor]
+
+    share_group, sg_ptr, sg_members = share_groups(n_e, c_err[readers_c], readers_p, n_params)
 
     if np.array_equal(s_param, np.arange(len(s_param))):
         s_param = np.zeros(0, np.int32)  # no sharing: synapse s reads theta[s]
@@ -201,6 +213,8 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         v_vertex=v_vertex, v_pos=v_pos, v_role=v_role, v_out_act=v_out_act, v_err=v_err,
         e_vertex=e_vertex, e_pos=e_pos, e_value=e_value, e_kind=e_kind, e_comp_ptr=e_comp_ptr,
         e_loss=e_loss, e_group_lo=e_group_lo, e_group_hi=e_group_hi, e_trigger=e_trigger,
+        e_share_group=share_group, sg_ptr=sg_ptr, sg_members=sg_members,
+        e_plastic=np.maximum.reduceat(cat(c_plastic, np.uint8), e_comp_ptr[:-1]) if n_e else np.zeros(0, np.uint8),
         c_err=c_err, c_act=cat(c_act, np.int8), c_plastic=cat(c_plastic, np.uint8),
         c_bias_ptr=c_bias_ptr, c_bias=c_bias,
         s_param=s_param, in_ptr=in_ptr,
@@ -214,6 +228,29 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         vg_ptr=e_wake[0], vg_members=e_wake[1], e_vg_ptr=e_wake[2], e_vg=e_wake[3], e_vg_delay=e_wake[4],
         eg_ptr=v_wake[0], eg_members=v_wake[1], v_eg_ptr=v_wake[2], v_eg=v_wake[3], v_eg_delay=v_wake[4],
     )
+
+
+def share_groups(n_e: int, neuron: np.ndarray, param: np.ndarray, n_params: int) -> tuple:
+    """Groups of error neurons linked by the learnable parameters they read (``neuron[k]``
+    reads ``param[k]``): the connected components of the neuron-parameter graph. A change
+    of a shared parameter changes the weighted input of every member, so all of them
+    wake. Returns per neuron its group (-1 alone) and the groups as CSR."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    learnable = param < n_params
+    rows, cols = neuron[learnable].astype(np.int64), n_e + param[learnable].astype(np.int64)
+    n = n_e + n_params
+    adj = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    _, label = connected_components(adj, directed=False)
+    label = label[:n_e]
+    counts = np.bincount(label, minlength=label.max() + 1 if n_e else 0)
+    shared = counts[label] > 1 if n_e else np.zeros(0, bool)
+    ids = {lab: k for k, lab in enumerate(np.unique(label[shared]))}
+    group = np.array([ids[lab] if s else -1 for lab, s in zip(label, shared)], np.int32)
+    members = np.argsort(np.where(group >= 0, group, len(ids)), kind="stable")[: int(shared.sum())].astype(np.int32)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(group[group >= 0], minlength=len(ids)))]).astype(np.int64)
+    return group, ptr, members
 
 
 def receiver_groups(

@@ -85,6 +85,10 @@ class Netlist:
     e_group_lo: np.ndarray  # softmax group of a ce output (else i, i+1)
     e_group_hi: np.ndarray
     e_trigger: np.ndarray  # Z-IL trigger step (path length to the outputs), -1 if none
+    e_plastic: np.ndarray  # 1 where some compartment learns (phi's firings are recorded only there)
+    e_share_group: np.ndarray  # group of error neurons sharing learnable parameters with it, or -1
+    sg_ptr: np.ndarray  # members sg_members[sg_ptr[g]:sg_ptr[g+1]] of share group g
+    sg_members: np.ndarray
     # compartments
     c_err: np.ndarray  # owning error neuron
     c_act: np.ndarray  # activation applied to the compartment's sum (identity for 'pre')
@@ -112,8 +116,8 @@ class Netlist:
     constants: np.ndarray = field(default_factory=lambda: np.zeros(0))
     shares_params: bool = False  # some learnable entry is read by several synapses or biases
     triggers_defined: bool = True  # Z-IL's trigger steps exist on this graph
-    # per entry of theta: first and last Z-IL trigger of the compartments that read
-    # it (-1: none) and how many vertices read it
+    # per entry of theta: first and last Z-IL trigger of the vertices that read its
+    # parameter (the named tensor it belongs to; -1: none) and how many vertices read it
     p_trigger_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     p_trigger_hi: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     p_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))

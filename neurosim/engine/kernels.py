@@ -30,6 +30,10 @@ class NetArrays(NamedTuple):
     e_value: np.ndarray
     e_kind: np.ndarray
     e_comp_ptr: np.ndarray
+    e_plastic: np.ndarray
+    e_share_group: np.ndarray
+    sg_ptr: np.ndarray
+    sg_members: np.ndarray
     e_loss: np.ndarray
     e_group_lo: np.ndarray
     e_group_hi: np.ndarray
@@ -91,7 +95,8 @@ class StateArrays(NamedTuple):
     valid where ``saved``), ``deferred`` (changes of shared parameters held until their
     last trigger), ``pending`` (per compartment and lane, the ``g`` it learns with at
     the end of this tick, 0 where it does not), ``learning`` (error neurons that learn
-    this tick), ``fired`` (phi's firings this tick). ``v_next`` is each value
+    this tick), ``sg_marked`` (share groups already woken by this tick's plasticity),
+    ``fired`` (phi's firings this tick). ``v_next`` is each value
     neuron's scratch row for its new belief; ``back[d]``/``ahead[d]`` hold the slots of
     ticks ``T - d`` and ``T + d`` during tick ``T``.
     """
@@ -122,6 +127,7 @@ class StateArrays(NamedTuple):
     deferred: np.ndarray
     pending: np.ndarray
     learning: np.ndarray
+    sg_marked: np.ndarray
     fired: np.ndarray
     v_next: np.ndarray
     back: np.ndarray

@@ -313,7 +313,7 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                             phi = st.last_change[i, b] <= t - pol.t_d
                         st.last_change[i, b] = t
                 st.eps[i, b] = new_eps
-                fires = learning and pol.update_kind == UPDATE_PHI and phi
+                fires = learning and pol.update_kind == UPDATE_PHI and phi and net.e_plastic[i] == 1
                 if fires:
                     st.fired[i, b] = 1
                     st.spent[i, b] = 1
@@ -502,6 +502,11 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
                     _plasticity_row(rec, T, i, net.c_bias[q], cause, alpha * acc)
                 _change(st, defer_step, net.c_bias[q], alpha * acc)
         _wake_changed(net, st, i, nxt)
+        group = net.e_share_group[i]
+        if group >= 0 and not st.sg_marked[group]:  # the shared weights of every member changed
+            st.sg_marked[group] = 1
+            for m in range(net.sg_ptr[group], net.sg_ptr[group + 1]):
+                _wake_changed(net, st, net.sg_members[m], nxt)
 
 
 @numba.njit(cache=True, inline="always")
@@ -737,6 +742,8 @@ def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: i
     non-finite weight means divergence (S8); in the prediction phase, no message in
     flight means quiescence (S7)."""
     _clear(st.vg_marked, back[0])  # this slot's arrivals at value neurons are consumed
+    for g in range(st.sg_marked.shape[0]):
+        st.sg_marked[g] = 0
     finite = _weights_finite(st.learning, net.e_comp_ptr, net.in_ptr, net.s_param, st.theta)
     if pol.mode == MODE_LEARN and pol.defer_params.shape[0] > 0:
         finite = _apply_deferred(net, st, pol, rec, T, ahead[1]) and finite

@@ -147,6 +147,15 @@ def _ref(value: object, v: object) -> ParamRef:
     )
 
 
+def _whole(ref: ParamRef, v: object, op: str) -> ParamRef:
+    if ref.row_offset and op in ("conv2d", "lstm"):
+        raise GraphError(
+            f"{op} vertex {v!r} names parameter {ref.name!r} at row offset {ref.row_offset}; a {op} "
+            "reads whole parameters, so give a plain name"
+        )
+    return ref
+
+
 def weight_refs(graph: nx.DiGraph, v: object) -> dict[object, ParamRef]:
     """The weight parameter each parent of a parametrized vertex is read through."""
     attrs = graph.nodes[v]
@@ -164,14 +173,14 @@ def weight_refs(graph: nx.DiGraph, v: object) -> dict[object, ParamRef]:
     unknown = [p for p in given if p not in parents]
     if unknown:
         raise GraphError(f"vertex {v!r} names weights for {unknown}, which are not among its inputs {parents}")
-    return {p: _ref(given.get(p, default[p]), v) for p in parents}
+    return {p: _whole(_ref(given.get(p, default[p]), v), v, op) for p in parents}
 
 
 def bias_refs(graph: nx.DiGraph, v: object) -> list[ParamRef]:
     """The bias parameters of a parametrized vertex (their values are summed)."""
     attrs = graph.nodes[v]
     if attrs.get("biases") is not None:
-        return [_ref(b, v) for b in attrs["biases"]]
+        return [_whole(_ref(b, v), v, attrs["op"]) for b in attrs["biases"]]
     if not attrs.get("bias", True):
         return []
     if attrs["op"] == "lstm":
@@ -267,11 +276,15 @@ def trigger_steps(graph: nx.DiGraph) -> dict[str, int]:
     Song et al.'s condition C2 updates the parameters of vertex ``j`` at inference
     step ``t = l``, the number of edges from ``j`` to the output (the output's at 0).
     Z-IL is defined only where every *parametrized* vertex has a single such length
-    (then so does every vertex below it); otherwise a :class:`GraphError` says which
-    vertex has several. Vertices without parameters and several lengths get none.
+    (then so does every vertex below it) and its update still reads its inputs'
+    forward-pass values: a parent of a parametrized vertex ``j`` must have no path to
+    the outputs shorter than the one through ``j`` (it would move before ``t = l_j``).
+    Otherwise a :class:`GraphError` says which vertex breaks this. Vertices without
+    parameters and several lengths get no step.
     """
+    lengths = _path_lengths(graph)
     steps: dict[str, int] = {}
-    for v, ls in _path_lengths(graph).items():
+    for v, ls in lengths.items():
         op = graph.nodes[v]["op"]
         if op == "input":
             continue
@@ -283,6 +296,17 @@ def trigger_steps(graph: nx.DiGraph) -> dict[str, int]:
                 "Fa-Z-IL need a single trigger step per parametrized vertex (Song et al. condition "
                 "C2); use IL, Strict PC or FixedPred on this graph"
             )
+    for v in lengths:
+        if graph.nodes[v]["op"] not in PARAMETRIZED_OPS:
+            continue
+        for p in graph.predecessors(v):
+            if graph.nodes[p]["op"] != "input" and min(lengths[p]) < steps[v] + 1:
+                raise GraphError(
+                    f"vertex {p!r} reaches the outputs along paths of lengths {sorted(lengths[p])}: it "
+                    f"has moved by step {min(lengths[p])}, when its child {v!r} updates at step {steps[v]} "
+                    "and needs its forward-pass value, so Z-IL and Fa-Z-IL have no single trigger step here "
+                    "(Song et al. condition C2); use IL, Strict PC or FixedPred on this graph"
+                )
     return steps
 
 
