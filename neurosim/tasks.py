@@ -87,7 +87,7 @@ def make_task(dataset: str, model: Mapping[str, Any] | None, mlp_options: Mappin
               data_dir: str | None, limit: int | None, dtype: type) -> Task:
     """The task of a run (see the module docstring); ``mlp_options`` (``hidden``,
     ``activation``, ``convention``, ``loss``) define the MLP when there is no ``model``."""
-    sequences = _sequence_key(dataset)
+    sequences = sequence_dataset(dataset)
     if model is None:
         if sequences is not None:
             raise ConfigError(f"data set {dataset!r} is a sequence set: give a [model] table with builder 'rnn' or 'lstm'")
@@ -135,7 +135,8 @@ def make_task(dataset: str, model: Mapping[str, Any] | None, mlp_options: Mappin
     return Task(graph, train, test, description, record)
 
 
-def _sequence_key(dataset: str) -> str | None:
+def sequence_dataset(dataset: str) -> str | None:
+    """The canonical name of a sequence data set (``names``, ``tinyshakespeare``), or None."""
     key = str(dataset).lower().replace("-", "").replace("_", "")
     key = "tinyshakespeare" if key == "shakespeare" else key
     return key if key in SEQUENCE_DATASETS else None

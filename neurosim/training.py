@@ -43,7 +43,7 @@ from neurosim.graph.spec import output_vertices
 from neurosim.params import init_params
 from neurosim.recording import RunDirectory, environment
 from neurosim.rules import Rule, make_rule, require_count, require_positive
-from neurosim.tasks import make_task
+from neurosim.tasks import make_task, sequence_dataset
 
 #: Epochs of the default run (``neurosim train``): Fa-Z-IL on digits, > 80% test accuracy.
 DEFAULT_EPOCHS = 100
@@ -336,15 +336,20 @@ def train(
 
 def _run_record(config: TrainConfig, rule: Rule, model: dict[str, Any], n_train: int, n_test: int) -> dict[str, Any]:
     """The content of a run's ``config.json``."""
-    info = dataset_info(config.dataset)
-    data_dir = resolve_data_dir(config.data_dir) if info.needs_data_dir else None
+    sequences = sequence_dataset(config.dataset)
+    if sequences is None:
+        info = dataset_info(config.dataset)
+        name, needs_dir = info.name, info.needs_data_dir
+    else:
+        name, needs_dir = sequences, True
+    data_dir = resolve_data_dir(config.data_dir) if needs_dir else None
     return {
         "config": config.to_dict(),
         "seed": config.seed,
         "rule": rule.to_dict(),
         "model": {"bias": True, **model} if config.model is None else model,
         "data": {
-            "dataset": info.name,
+            "dataset": name,
             "data_dir": str(data_dir.resolve()) if data_dir is not None else None,
             "n_train": n_train,
             "n_test": n_test,
