@@ -129,6 +129,40 @@ def train(ctx: click.Context, config_file: str | None, no_progress: bool, **opti
     click.echo(f"run saved to {result.run_dir}")
 
 
+@main.command()
+@click.argument("name", required=False)
+@click.option("--list", "list_", is_flag=True, help="List the experiments and exit.")
+@click.option("--full", is_flag=True, help="The paper's full setting (models/experiments/NAME.toml [full]).")
+@click.option("--out", metavar="DIR", help="Run directory to create (default: runs/<time>-experiment-NAME).")
+@click.option("--data-dir", metavar="DIR", help="Folder holding mnist/ (default: $NEUROSIM_DATA_DIR).")
+@click.option("--dataset", metavar="NAME", help="Override the experiment's data set (e.g. digits, bundled).")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeat for several); overrides the setting.")
+@click.pass_context
+def experiment(ctx: click.Context, name: str | None, list_: bool, full: bool, out: str | None,
+               data_dir: str | None, dataset: str | None, seeds: tuple[int, ...]) -> None:
+    """Run experiment NAME (a paper's table or figure); writes table.csv, table.md, figure.png, config.json."""
+    from neurosim.experiments import EXPERIMENTS, run_experiment
+    from neurosim.recording import default_run_dir
+
+    if list_:
+        for key, module in EXPERIMENTS.items():
+            click.echo(f"{key:10s} {module.DESCRIPTION}")
+        return
+    try:
+        if name is None:
+            raise ConfigError(f"name an experiment ({', '.join(EXPERIMENTS)}) or pass --list")
+        overrides = {"data_dir": data_dir, "dataset": dataset, "seeds": list(seeds) or None}
+        target = out if out is not None else default_run_dir(f"experiment-{name}", Path("runs"))
+        path = run_experiment(name, target, full=full, overrides=overrides, log=click.echo)
+    except NeurosimError as exc:
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        ctx.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; no run directory was written", err=True)
+        ctx.exit(130)
+    click.echo(f"run saved to {path}")
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
