@@ -137,9 +137,12 @@ def train(ctx: click.Context, config_file: str | None, no_progress: bool, **opti
 @click.option("--data-dir", metavar="DIR", help="Folder holding mnist/ (default: $NEUROSIM_DATA_DIR).")
 @click.option("--dataset", metavar="NAME", help="Override the experiment's data set (e.g. digits, bundled).")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeat for several); overrides the setting.")
+@click.option("--set", "assignments", metavar="KEY=VALUE", multiple=True,
+              help="Override one setting, VALUE in TOML syntax (e.g. --set samples=40 --set 't_d=[1, 4]').")
 @click.pass_context
 def experiment(ctx: click.Context, name: str | None, list_: bool, full: bool, out: str | None,
-               data_dir: str | None, dataset: str | None, seeds: tuple[int, ...]) -> None:
+               data_dir: str | None, dataset: str | None, seeds: tuple[int, ...],
+               assignments: tuple[str, ...]) -> None:
     """Run experiment NAME (a paper's table or figure); writes table.csv, table.md, figure.png, config.json."""
     from neurosim.experiments import EXPERIMENTS, run_experiment
     from neurosim.recording import default_run_dir
@@ -151,7 +154,9 @@ def experiment(ctx: click.Context, name: str | None, list_: bool, full: bool, ou
     try:
         if name is None:
             raise ConfigError(f"name an experiment ({', '.join(EXPERIMENTS)}) or pass --list")
-        overrides = {"data_dir": data_dir, "dataset": dataset, "seeds": list(seeds) or None}
+        overrides = dict(_assignment(a) for a in assignments)
+        overrides.update({k: v for k, v in (("data_dir", data_dir), ("dataset", dataset),
+                                            ("seeds", list(seeds) or None)) if v is not None})
         target = out if out is not None else default_run_dir(f"experiment-{name}", Path("runs"))
         path = run_experiment(name, target, full=full, overrides=overrides, log=click.echo)
     except NeurosimError as exc:
@@ -161,6 +166,29 @@ def experiment(ctx: click.Context, name: str | None, list_: bool, full: bool, ou
         click.echo("error: interrupted; no run directory was written", err=True)
         ctx.exit(130)
     click.echo(f"run saved to {path}")
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE parsed as TOML (a bare word is taken as a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set takes KEY=VALUE, got {text!r}")
+    try:
+        parsed = _load_toml_text(f"v = {value}")["v"]
+    except ConfigError:
+        parsed = value.strip()
+    return key.strip().replace("-", "_"), parsed
+
+
+def _load_toml_text(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _one_line(exc: BaseException) -> str:

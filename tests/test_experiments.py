@@ -1,0 +1,110 @@
+"""neurosim experiment: each one runs from the CLI in seconds, writes its files, and its
+numbers agree with something independent of it."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from neurosim.cli import main
+from neurosim.experiments import EXPERIMENTS, settings_for
+from neurosim.experiments.rosenbaum import compare
+
+FILES = {"config.json", "table.csv", "table.md", "figure.png"}
+
+
+def _run(tmp_path, name: str, *options: str, out: str = "run") -> tuple[list[dict], object]:
+    result = CliRunner().invoke(main, ["experiment", name, "--out", str(tmp_path / out), *options])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / out
+    assert {p.name for p in folder.iterdir()} == FILES
+    with open(folder / "table.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return rows, folder
+
+
+def test_list():
+    result = CliRunner().invoke(main, ["experiment", "--list"])
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.splitlines()] == list(EXPERIMENTS)
+
+
+def test_every_definition_loads_in_both_settings():
+    for name in EXPERIMENTS:
+        small, full = settings_for(name), settings_for(name, full=True)
+        assert small != full
+
+
+def test_table3_sigmoid_detects_every_moment(tmp_path):
+    rows, folder = _run(tmp_path, "table3", "--dataset", "digits", "--set", "samples=40", "--set", "hidden=[[8]]",
+                        "--set", "late_hidden=[8]", "--set", "t_d=[1, 4]", "--set", "ticks=6")
+    sig = {(r["detector"], int(r["t_d"])): r for r in rows if r["activation"] == "sigmoid"}
+    for det in ("song", "feedback"):
+        assert float(sig[det, 4]["success_pct"]) == 100.0  # errors change every tick: no refiring at t_d = 4
+        assert int(sig[det, 4]["late_firings"]) == 0
+        assert float(sig[det, 1]["success_pct"]) < 100.0  # t_d = 1 fires at every change
+        assert float(sig[det, 4]["song_pct"]) == 100.0
+    relu = [r for r in rows if r["activation"] == "relu" and r["detector"] == "song" and r["t_d"] == "4"]
+    assert int(relu[0]["late_firings"]) > 0  # Song's phi fires late where the backprop error is 0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["settings"]["samples"] == 40 and config["experiment"] == "table3"
+
+
+def test_rosenbaum_fixedpred_is_exact_from_n_equals_L(tmp_path):
+    rows, _ = _run(tmp_path, "rosenbaum", "--set", "hidden=[8, 8]", "--set", "n_max=4", "--set", "step_sizes=[0.5, 1.0]",
+                   "--set", "dtypes=['float64']", "--set", "pretrain_epochs=1", "--set", "pretrain_samples=100",
+                   "--set", "batch=16")
+    L = 3
+    fixed = [r for r in rows if r["rule"] == "fixedpred" and r["step_size"] == "1.0"]
+    for r in fixed:  # Rosenbaum 2022, Theorem 1
+        rel = float(r["relative_error"])
+        if int(r["n"]) >= L:
+            assert rel < 1e-12
+        elif int(r["n"]) == L - 1 and r["layer"] == "1":
+            assert rel > 1e-3
+    # below step 1 the layer farthest from the output is not exact (the output layer is, from n = 1)
+    assert all(float(r["relative_error"]) > 1e-6 for r in rows if r["step_size"] == "0.5" and r["layer"] == "1")
+
+
+def test_compare_against_hand_computed_values():
+    rel, angle = compare(np.array([1.0, 1.0]), np.array([1.0, 0.0]))
+    assert rel == pytest.approx(1.0) and angle == pytest.approx(45.0)
+
+
+def test_table4_ratios(tmp_path):
+    rows, _ = _run(tmp_path, "table4", "--set", "repeats=3", "--set", "hidden=[8]")
+    assert [r["method"] for r in rows] == ["bp", "il", "zil", "fazil"]
+    assert float(rows[0]["ratio_to_bp"]) == 1.0
+    assert float(rows[1]["song_ratio"]) == pytest.approx(19.2 / 3.1)
+    assert all(float(r["median_ms"]) > 0 for r in rows)
+
+
+def test_ablations_zero_divergence_only_at_gamma_one(tmp_path):
+    options = ["--dataset", "digits", "--set", "train_samples=40", "--set", "test_samples=40", "--set", "noise=[0]",
+               "--set", "update_step=['l']", "--set", "gamma=[0.5, 1.0]", "--set", "width=8"]
+    rows, folder = _run(tmp_path, "ablations", *options)
+    by = {(r["condition"], r["value"]): r for r in rows}
+    assert float(by["C3", "1.0"]["weight_divergence"]) < 1e-12  # Z-IL is backprop
+    assert float(by["C3", "1.0"]["test_error_divergence"]) == 0.0
+    assert float(by["C1", "0"]["weight_divergence"]) < 1e-12
+    assert float(by["C3", "0.5"]["weight_divergence"]) > 1e-6  # C3 broken
+    _, again = _run(tmp_path, "ablations", *options, out="again")  # same seed, same bits
+    assert (folder / "table.csv").read_bytes() == (again / "table.csv").read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "unknown experiment 'nope'"),
+    (["table3", "--set", "bogus=1"], "unknown setting(s) ['bogus']"),
+    (["table3", "--set", "t_d=[0]"], "t_d must be an int >= 1"),
+    (["table3", "--data-dir", "/nonexistent/data"], "not found"),
+    ([], "name an experiment"),
+])
+def test_errors(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["experiment", *args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "error: " in result.output and message in result.output
+    assert not (tmp_path / "x").exists()
