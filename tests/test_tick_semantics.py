@@ -54,17 +54,17 @@ def _brute_force(sim, pres, n_ticks):
     v = st.v.copy()
     gamma = pres.rule.eta
     trace = []
+    assert net.n_compartments == net.n_error  # an MLP: compartment i is error neuron i
     for T in range(T0, T0 + n_ticks):
         a = np.zeros_like(st.a)
         for i in range(net.n_error):
-            if net.e_bias[i] >= 0:
-                a[i] += theta[net.e_bias[i]]
+            a[i] += theta[net.c_bias[net.c_bias_ptr[i] : net.c_bias_ptr[i + 1]]].sum(axis=0)
             for s in np.flatnonzero(net.s_post == i):
                 a[i] += theta[net.synapse_params[s]] * hx[T - net.s_delay[s]][net.s_pre[s]]
         eps = np.zeros_like(a)
         g = np.zeros_like(a)
         for i in range(net.n_error):
-            code = int(net.e_act[i])
+            code = int(net.c_act[i])
             name = [k for k, c in activations.ACTIVATIONS.items() if c == code][0]
             mu = activations.apply(name, a[i])
             eps[i] = hv[T - net.own_delay[i]][net.e_value[i]] - mu

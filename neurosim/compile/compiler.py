@@ -1,10 +1,11 @@
 """Compile a validated model graph into a :class:`~neurosim.compile.netlist.Netlist`.
 
 Ordering is stable: vertices in lexicographic topological order (ties broken by
-name), neurons by position inside a vertex, synapses of a dense vertex in the
-row-major order of its weight matrix ``(out, in)``. The same graph therefore always
-compiles to the same arrays, and a synapse's parameter index is its weight's
-position in the flattened PyTorch layout.
+name), neurons by position inside a vertex, compartments in the order of
+:mod:`neurosim.compile.wiring`, synapses of a compartment in creation order (a dense
+vertex: the row-major order of its weight matrix ``(out, in)``). The same graph
+therefore always compiles to the same arrays, and a synapse's parameter index is its
+weight's position in the flattened PyTorch layout.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from neurosim.activations import activation_code
 from neurosim.compile.runs import backward_runs, forward_runs
+from neurosim.compile.wiring import wire_vertex
 from neurosim.compile.netlist import (
     LOSS_CE,
     LOSS_MSE,
@@ -84,9 +86,9 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     e_vertex = np.zeros(n_e, np.int32)
     e_pos = np.zeros(n_e, np.int32)
     e_value = np.zeros(n_e, np.int32)
-    e_act = np.zeros(n_e, np.int8)
+    e_kind = np.zeros(n_e, np.int8)
+    e_comps = np.zeros(n_e, np.int64)
     e_loss = np.zeros(n_e, np.int8)
-    e_bias = np.full(n_e, -1, np.int64)
     e_group_lo = np.zeros(n_e, np.int32)
     e_group_hi = np.zeros(n_e, np.int32)
     e_trigger = np.full(n_e, -1, np.int32)
@@ -94,20 +96,27 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     shapes = param_shapes(graph)
     param_index: dict[str, tuple[int, tuple[int, ...]]] = {}
     offset = 0
-    # Weights first, in synapse order, so that synapse s reads theta[s]; biases after.
-    for name in sorted(shapes, key=lambda n: not n.endswith(".weight")):
+    # Weights first, in synapse order, so that an MLP's synapse s reads theta[s]; biases after.
+    for name in sorted(shapes, key=lambda n: len(shapes[n]) == 1):
         param_index[name] = (offset, shapes[name])
         offset += int(np.prod(shapes[name]))
+    n_params = offset
+    constants: dict[float, int] = {}
 
+    def constant(value: float) -> int:
+        return n_params + constants.setdefault(value, len(constants))
+
+    c_vertex, c_act, c_plastic, c_biases = [], [], [], []
     pre_list, post_list, param_list, delay_list = [], [], [], []
+    n_c = 0
     for k, v in enumerate(order):
         attrs = graph.nodes[v]
         size = attrs["size"]
         vs = slice(lo_v[k], lo_v[k] + size)
         v_vertex[vs] = k
         v_pos[vs] = np.arange(size)
-        children = list(graph.successors(v))
-        pre_children = [c for c in children if graph.nodes[c]["convention"] == "pre"]
+        pre_children = [c for c in graph.successors(v) if graph.nodes[c]["op"] in ("dense", "conv2d")
+                        and graph.nodes[c]["convention"] == "pre"]
         if pre_children:
             v_out_act[vs] = activation_code(graph.nodes[pre_children[0]]["activation"], str(pre_children[0]))
         if attrs["op"] == "input":
@@ -119,8 +128,6 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         e_vertex[es] = k
         e_pos[es] = np.arange(size)
         e_value[es] = np.arange(lo_v[k], lo_v[k] + size)
-        code = activation_code(attrs["activation"], str(v))
-        e_act[es] = code if attrs["convention"] == "post" else 0
         loss = attrs.get("loss")
         e_loss[es] = {None: LOSS_NONE, "mse": LOSS_MSE, "ce": LOSS_CE}[loss]
         if loss == "ce":
@@ -129,32 +136,53 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         else:
             e_group_lo[es] = np.arange(lo_e[k], lo_e[k] + size)
             e_group_hi[es] = e_group_lo[es] + 1
-        if triggers is not None:
+        if triggers is not None and v in triggers:
             e_trigger[es] = triggers[v]
-        if attrs.get("bias", True):
-            e_bias[es] = param_index[f"{v}.bias"][0] + np.arange(size)
-        (parent,) = graph.predecessors(v)
-        p = index[parent]
-        n_in = graph.nodes[parent]["size"]
-        w_off = param_index[f"{v}.weight"][0]
-        rows = np.repeat(np.arange(size), n_in)
-        cols = np.tile(np.arange(n_in), size)
-        pre_list.append(lo_v[p] + cols)
-        post_list.append(lo_e[k] + rows)
-        param_list.append(w_off + rows * n_in + cols)
-        delay_list.append(np.full(size * n_in, _vertex_delay(delays, v), dtype=np.int16))
+        w = wire_vertex(graph, v, lambda u: int(lo_v[index[u]]), lambda n: param_index[n][0], constant)
+        e_kind[es] = w.kind
+        e_comps[es] = w.comps
+        c_vertex.append(np.full(len(w.comp_act), k, np.int32))
+        c_act.append(w.comp_act)
+        c_plastic.append(w.comp_plastic)
+        c_biases += w.comp_biases
+        pre_list.append(w.syn_pre)
+        post_list.append(n_c + w.syn_comp)
+        param_list.append(w.syn_param)
+        delay_list.append(np.full(len(w.syn_pre), _vertex_delay(delays, v), dtype=np.int16))
+        n_c += len(w.comp_act)
 
-    s_pre = np.concatenate(pre_list).astype(np.int32) if pre_list else np.zeros(0, np.int32)
-    s_post = np.concatenate(post_list).astype(np.int32) if post_list else np.zeros(0, np.int32)
-    s_param = np.concatenate(param_list).astype(np.int32) if param_list else np.zeros(0, np.int32)
-    if np.array_equal(s_param, np.arange(len(s_param))):
-        s_param = np.zeros(0, np.int32)  # no sharing: synapse s reads theta[s]
-    s_delay = np.concatenate(delay_list) if delay_list else np.zeros(0, np.int16)
+    def cat(parts: list, dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    s_pre, s_post, s_param = cat(pre_list, np.int32), cat(post_list, np.int32), cat(param_list, np.int32)
+    s_delay = cat(delay_list, np.int16)
     if isinstance(delays, np.ndarray):
         s_delay = _check_delay_array(delays, len(s_pre))
+    c_err = np.repeat(np.arange(n_e, dtype=np.int32), e_comps)
+    e_comp_ptr = np.concatenate([[0], np.cumsum(e_comps)]).astype(np.int64)
+    c_bias_ptr = np.concatenate([[0], np.cumsum([len(b) for b in c_biases], dtype=np.int64)]).astype(np.int64)
+    c_bias = np.array([i for b in c_biases for i in b], np.int64)
+    c_vertex_arr = cat(c_vertex, np.int32)
 
-    # Synapses were created grouped by their target: CSR by target needs no index array.
-    in_ptr = np.zeros(n_e + 1, np.int64)
+    # Who reads each entry of theta: for weight sharing and Z-IL's deferred updates.
+    n_theta = n_params + len(constants)
+    readers_c = np.concatenate([s_post, np.repeat(np.arange(n_c), np.diff(c_bias_ptr))]).astype(np.int64)
+    readers_p = np.concatenate([s_param, c_bias]).astype(np.int64)
+    shares = bool(np.any(np.bincount(readers_p[readers_p < n_params], minlength=n_params) > 1))
+    trig = e_trigger[c_err[readers_c]] if n_c else np.zeros(0, np.int32)
+    p_lo = np.full(n_theta, np.iinfo(np.int32).max, np.int64)
+    p_hi = np.full(n_theta, -1, np.int64)
+    np.minimum.at(p_lo, readers_p, trig)
+    np.maximum.at(p_hi, readers_p, trig)
+    p_lo[p_hi < 0] = -1
+    pairs = np.unique(np.stack([readers_p, c_vertex_arr[readers_c]]), axis=1) if len(readers_p) else np.zeros((2, 0), np.int64)
+    p_vertices = np.bincount(pairs[0], minlength=n_theta).astype(np.int32)
+
+    if np.array_equal(s_param, np.arange(len(s_param))):
+        s_param = np.zeros(0, np.int32)  # no sharing: synapse s reads theta[s]
+
+    # Synapses were created grouped by their compartment: CSR by target needs no index array.
+    in_ptr = np.zeros(n_c + 1, np.int64)
     np.add.at(in_ptr, s_post.astype(np.int64) + 1, 1)
     in_ptr = np.cumsum(in_ptr)
     out_syn = np.argsort(s_pre, kind="stable").astype(np.int32)
@@ -162,8 +190,8 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     np.add.at(out_ptr, s_pre.astype(np.int64) + 1, 1)
     out_ptr = np.cumsum(out_ptr)
 
-    e_wake = receiver_groups(in_ptr, np.arange(len(s_pre)), s_pre, s_delay)
-    v_wake = receiver_groups(out_ptr, out_syn, s_post, s_delay)
+    e_wake = receiver_groups(in_ptr[e_comp_ptr], np.arange(len(s_pre)), s_pre, s_delay)
+    v_wake = receiver_groups(out_ptr, out_syn, c_err[s_post], s_delay)
     fr = forward_runs(in_ptr, s_pre, s_delay)
     br = backward_runs(out_ptr, out_syn, s_post, s_delay)
     if isinstance(own_delay, bool) or not isinstance(own_delay, (int, np.integer)) or own_delay < 1:
@@ -171,13 +199,18 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     return Netlist(
         vertices=order, vertex_lo_v=lo_v, vertex_lo_e=lo_e,
         v_vertex=v_vertex, v_pos=v_pos, v_role=v_role, v_out_act=v_out_act, v_err=v_err,
-        e_vertex=e_vertex, e_pos=e_pos, e_value=e_value, e_act=e_act, e_loss=e_loss, e_bias=e_bias,
-        e_group_lo=e_group_lo, e_group_hi=e_group_hi, e_trigger=e_trigger,
+        e_vertex=e_vertex, e_pos=e_pos, e_value=e_value, e_kind=e_kind, e_comp_ptr=e_comp_ptr,
+        e_loss=e_loss, e_group_lo=e_group_lo, e_group_hi=e_group_hi, e_trigger=e_trigger,
+        c_err=c_err, c_act=cat(c_act, np.int8), c_plastic=cat(c_plastic, np.uint8),
+        c_bias_ptr=c_bias_ptr, c_bias=c_bias,
         s_param=s_param, in_ptr=in_ptr,
         fr_ptr=fr[0], fr_syn=fr[1], fr_pre=fr[2], fr_len=fr[3], fr_delay=fr[4],
         br_ptr=br[0], br_syn=br[1], br_stride=br[2], br_post=br[3], br_len=br[4], br_delay=br[5],
         own_delay=np.full(n_e, int(own_delay), np.int32),
-        n_params=offset, param_index=param_index,
+        n_params=n_params, param_index=param_index,
+        constants=np.array(sorted(constants, key=constants.get), np.float64),
+        shares_params=shares, triggers_defined=triggers is not None,
+        p_trigger_lo=p_lo.astype(np.int32), p_trigger_hi=p_hi.astype(np.int32), p_vertices=p_vertices,
         vg_ptr=e_wake[0], vg_members=e_wake[1], e_vg_ptr=e_wake[2], e_vg=e_wake[3], e_vg_delay=e_wake[4],
         eg_ptr=v_wake[0], eg_members=v_wake[1], v_eg_ptr=v_wake[2], v_eg=v_wake[3], v_eg_delay=v_wake[4],
     )

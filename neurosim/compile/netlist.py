@@ -1,16 +1,36 @@
 """The neuron-level netlist: every value neuron, error neuron and synapse as rows of arrays.
 
 A compiled model holds no Python objects per neuron. Each *value neuron* ``j`` and
-each *error neuron* ``i`` is one row of the arrays below; each *synapse* ``s`` connects
-a presynaptic value neuron ``s_pre[s]`` to a postsynaptic error neuron ``s_post[s]`` and
-reads its weight from the flat parameter vector: ``theta[s]`` (weights are laid out
-in synapse order), or ``theta[s_param[s]]`` when ``s_param`` is not empty (several
-synapses may then share one entry: that is weight sharing, the one non-local step).
+each *error neuron* ``i`` is one row of the arrays below. An error neuron has one or
+more *compartments* (dendritic branches) ``c`` in ``e_comp_ptr[i]..e_comp_ptr[i+1]``;
+compartment ``c`` sums its synapses, ``a_c = sum_b theta[bias] + sum_s w_s x_s``, and
+the neuron's prediction combines its compartments by its kind ``e_kind[i]``:
+
+- ``KIND_SINGLE``: ``mu = f_c(a_c)`` (dense, conv, pooling by average, activation,
+  sum, concat, split: one compartment);
+- ``KIND_PRODUCT``: ``mu = sum_k f_{2k}(a_{2k}) f_{2k+1}(a_{2k+1})`` (products; the LSTM
+  cell ``c = sigma(a_f) c_prev + sigma(a_i) tanh(a_g)``);
+- ``KIND_MAX``: ``mu = max_c a_c`` (max pooling; the first maximal compartment wins);
+- ``KIND_LSTM_H``: ``mu = f_o(a_o) tanh(C)`` with ``C`` the pair products of the other
+  compartments (the LSTM output ``h = sigma(o) tanh(c)``).
+
+``f_c`` is the compartment's activation ``c_act[c]``. The error neuron sends each
+compartment's ``g_c = dmu/da_c * eps`` back over that compartment's synapses, so a
+parent receives ``w_s g_c``: the local Jacobian ``d mu / d x_s`` times the error.
+
+Each *synapse* ``s`` connects a presynaptic value neuron ``s_pre[s]`` to a compartment
+``s_post[s]`` and reads its weight from the flat parameter vector: ``theta[s]``
+(weights laid out in synapse order), or ``theta[s_param[s]]`` when ``s_param`` is not
+empty. Several synapses may share one entry: a convolution kernel across positions, a
+recurrent weight across time steps, the constant weights (1, or ``1/k`` for average
+pooling) of the ops that have no parameters, stored after the ``n_params`` learnable
+entries. Sharing a *learnable* entry is the one non-local step: the changes of many
+synapses meet in it.
 
 Value neuron ``j`` and error neuron ``v_err[j]`` form a pair (Song et al. 2020, Fig. 1);
 the pair talks over a private link with delay ``own_delay`` in both directions.
 Synapses are stored as runs (:mod:`neurosim.compile.runs`) by target (synapses
-``in_ptr[i]..in_ptr[i+1]`` arrive at error neuron ``i``) and by source, each with an
+``in_ptr[c]..in_ptr[c+1]`` arrive at compartment ``c``) and by source, each with an
 integer delay of at least one tick; per-synapse views (``s_pre``, ``s_post``,
 ``s_delay``, ``out_ptr``/``out_syn``) are expanded on request. *Wake groups* list, for
 every neuron, the sets of neurons its messages reach (one set per delay), shared
@@ -33,6 +53,7 @@ import numpy as np
 
 ROLE_FREE, ROLE_INPUT, ROLE_OUTPUT = 0, 1, 2
 LOSS_NONE, LOSS_MSE, LOSS_CE = 0, 1, 2
+KIND_SINGLE, KIND_PRODUCT, KIND_MAX, KIND_LSTM_H = 0, 1, 2, 3
 
 
 @dataclass
@@ -58,15 +79,21 @@ class Netlist:
     e_vertex: np.ndarray
     e_pos: np.ndarray
     e_value: np.ndarray  # own value neuron
-    e_act: np.ndarray  # activation applied to the weighted sum (identity for 'pre')
+    e_kind: np.ndarray  # how the compartments combine (KIND_*)
+    e_comp_ptr: np.ndarray  # compartments e_comp_ptr[i]..e_comp_ptr[i+1]
     e_loss: np.ndarray
-    e_bias: np.ndarray  # parameter index of the bias, or -1
     e_group_lo: np.ndarray  # softmax group of a ce output (else i, i+1)
     e_group_hi: np.ndarray
-    e_trigger: np.ndarray  # Z-IL trigger step (path length to the outputs)
+    e_trigger: np.ndarray  # Z-IL trigger step (path length to the outputs), -1 if none
+    # compartments
+    c_err: np.ndarray  # owning error neuron
+    c_act: np.ndarray  # activation applied to the compartment's sum (identity for 'pre')
+    c_plastic: np.ndarray  # 1 where the synapses and biases learn
+    c_bias_ptr: np.ndarray  # biases c_bias[c_bias_ptr[c]:c_bias_ptr[c+1]] (indices in theta)
+    c_bias: np.ndarray
     # synapses, as runs (see neurosim.compile.runs)
-    s_param: np.ndarray  # empty unless weights are shared
-    in_ptr: np.ndarray  # synapses in_ptr[i]..in_ptr[i+1] arrive at error neuron i
+    s_param: np.ndarray  # empty when synapse s reads theta[s]
+    in_ptr: np.ndarray  # synapses in_ptr[c]..in_ptr[c+1] arrive at compartment c
     fr_ptr: np.ndarray
     fr_syn: np.ndarray
     fr_pre: np.ndarray
@@ -79,9 +106,17 @@ class Netlist:
     br_len: np.ndarray
     br_delay: np.ndarray
     own_delay: np.ndarray  # delay of the pair link, per error neuron
-    # parameters
+    # parameters: theta = [n_params learnable entries, then the constants]
     n_params: int
     param_index: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+    constants: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shares_params: bool = False  # some learnable entry is read by several synapses or biases
+    triggers_defined: bool = True  # Z-IL's trigger steps exist on this graph
+    # per entry of theta: first and last Z-IL trigger of the compartments that read
+    # it (-1: none) and how many vertices read it
+    p_trigger_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    p_trigger_hi: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    p_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     # wake groups (see compiler.receiver_groups): value-neuron groups reached by error
     # neurons' feedback, error-neuron groups reached by value neurons' signals
     vg_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
@@ -106,6 +141,16 @@ class Netlist:
         return len(self.e_vertex)
 
     @property
+    def n_compartments(self) -> int:
+        """Number of compartments (one per error neuron, except for products, max-pooling and LSTMs)."""
+        return len(self.c_err)
+
+    @property
+    def n_theta(self) -> int:
+        """Length of the flat parameter vector: learnable entries, then constants."""
+        return self.n_params + len(self.constants)
+
+    @property
     def n_synapses(self) -> int:
         """Number of synapses."""
         return int(self.in_ptr[-1])
@@ -119,8 +164,13 @@ class Netlist:
 
     @property
     def s_post(self) -> np.ndarray:
+        """Postsynaptic compartment of every synapse."""
+        return np.repeat(np.arange(self.n_compartments, dtype=np.int32), np.diff(self.in_ptr))
+
+    @property
+    def s_error(self) -> np.ndarray:
         """Postsynaptic error neuron of every synapse."""
-        return np.repeat(np.arange(self.n_error, dtype=np.int32), np.diff(self.in_ptr))
+        return self.c_err[self.s_post]
 
     @property
     def s_delay(self) -> np.ndarray:
@@ -176,17 +226,10 @@ class Netlist:
             return self.vertices[int(self.e_vertex[index])], int(self.e_pos[index])
         raise ValueError(f"kind must be 'value' or 'error', got {kind!r}")
 
-    def params_of(self, neurons: np.ndarray) -> np.ndarray:
-        """Boolean mask over ``theta``: the weights and biases of the error neurons in ``neurons`` (a mask)."""
-        mask = np.zeros(self.n_params, bool)
-        mask[self.synapse_params[np.repeat(neurons, np.diff(self.in_ptr))]] = True
-        biases = self.e_bias[neurons]
-        mask[biases[biases >= 0]] = True
-        return mask
-
     def pack_params(self, params: dict[str, np.ndarray], dtype: type) -> np.ndarray:
-        """The flat parameter vector ``theta`` from a dict in PyTorch layout."""
-        theta = np.zeros(self.n_params, dtype=dtype)
+        """The flat parameter vector ``theta`` from a dict in PyTorch layout (constants appended)."""
+        theta = np.zeros(self.n_theta, dtype=dtype)
+        theta[self.n_params :] = self.constants
         for name, (offset, shape) in self.param_index.items():
             theta[offset : offset + int(np.prod(shape))] = np.asarray(params[name], dtype=dtype).ravel()
         return theta

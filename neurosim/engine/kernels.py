@@ -16,7 +16,7 @@ import numpy as np
 MODE_PREDICT, MODE_LEARN = 0, 1
 UPDATE_NONE, UPDATE_AT_TRIGGER, UPDATE_PHI, UPDATE_HELD = 0, 1, 2, 3
 STATUS_OK, STATUS_DIVERGED, STATUS_QUIET, STATUS_BUFFER_FULL = 0, 1, 2, 3
-
+DETECTOR_SONG, DETECTOR_FEEDBACK = 0, 1
 
 
 class NetArrays(NamedTuple):
@@ -26,11 +26,16 @@ class NetArrays(NamedTuple):
     v_out_act: np.ndarray
     v_err: np.ndarray
     e_value: np.ndarray
-    e_act: np.ndarray
+    e_kind: np.ndarray
+    e_comp_ptr: np.ndarray
     e_loss: np.ndarray
-    e_bias: np.ndarray
     e_group_lo: np.ndarray
     e_group_hi: np.ndarray
+    c_err: np.ndarray
+    c_act: np.ndarray
+    c_plastic: np.ndarray
+    c_bias_ptr: np.ndarray
+    c_bias: np.ndarray
     s_param: np.ndarray
     in_ptr: np.ndarray
     fr_ptr: np.ndarray
@@ -62,26 +67,29 @@ class StateArrays(NamedTuple):
 
     Own state (rows are neurons, columns are the samples of the mini-batch, "lanes"):
     value neurons ``v`` (belief), ``vhat`` (belief at the end of the prediction
-    phase); error neurons ``a`` (weighted input), ``mu`` (prediction), ``eps``
-    (error), ``g`` (error scaled by the local derivative, sent to the parents),
-    ``last_change`` (tick of the last change of ``eps``, for phi).
+    phase); error neurons ``mu`` (prediction), ``eps`` (error), ``last_change``
+    (tick of the last change of ``eps``, for phi), ``mu0`` (prediction when learning
+    began) and ``spent`` (already fired in this presentation), for the feedback
+    detector; per compartment ``a`` (weighted input) and ``g`` (error times the
+    compartment's local derivative ``dmu/da``, sent to the parents).
 
     Message lines, ``[slot, neuron, lane]`` with ``slot = tick % D``: what a neuron
     emitted, as of that tick. ``v_line`` (value neuron -> own error neuron: ``v``),
     ``x_line`` (value neuron -> synapses to its children: ``v`` or ``act(v)``),
     ``mu_line`` and ``e_line`` (error neuron -> own value neuron: ``mu``, ``eps``),
-    ``g_line`` (error neuron -> synapses to its parents: ``g``). Wake rings
+    ``g_line`` (error neuron -> synapses to its parents: each compartment's ``g``). Wake rings
     ``[slot, neuron]``, 1 when a message arrives then: ``err_wake_in`` (over a synapse,
     or a synapse changed: the weighted input must be recomputed), ``err_wake_own``
     (from the neuron's own value neuron), ``val_wake``; ``eg_marked``/``vg_marked``
     ``[slot, group]``: the wake group is already woken then.
 
-    Plasticity: ``theta`` (parameters), ``saved`` (error neurons whose synapses changed
-    in this presentation), ``theta_saved`` (their weights before it, to undo a diverged
-    run), ``applied`` (sum of the changes applied during the presentation, valid where
-    ``saved``), ``pending`` (per error neuron and lane, the ``g`` it learns with
-    at the end of this tick, 0 where it does not), ``learning`` (error neurons that
-    learn this tick), ``fired`` (phi's firings this tick). ``v_next`` is each value
+    Plasticity: ``theta`` (parameters, then constants), ``saved`` (entries of theta
+    that changed in this presentation), ``theta_saved`` (their values before it, to
+    undo a diverged run), ``applied`` (sum of the changes made during the presentation,
+    valid where ``saved``), ``deferred`` (changes of shared parameters held until their
+    last trigger), ``pending`` (per compartment and lane, the ``g`` it learns with at
+    the end of this tick, 0 where it does not), ``learning`` (error neurons that learn
+    this tick), ``fired`` (phi's firings this tick). ``v_next`` is each value
     neuron's scratch row for its new belief; ``back[d]``/``ahead[d]`` hold the slots of
     ticks ``T - d`` and ``T + d`` during tick ``T``.
     """
@@ -93,6 +101,8 @@ class StateArrays(NamedTuple):
     eps: np.ndarray
     g: np.ndarray
     last_change: np.ndarray
+    mu0: np.ndarray
+    spent: np.ndarray
     v_line: np.ndarray
     x_line: np.ndarray
     mu_line: np.ndarray
@@ -107,6 +117,7 @@ class StateArrays(NamedTuple):
     theta_saved: np.ndarray
     saved: np.ndarray
     applied: np.ndarray
+    deferred: np.ndarray
     pending: np.ndarray
     learning: np.ndarray
     fired: np.ndarray
@@ -121,6 +132,10 @@ class Policy(NamedTuple):
     ``mode`` (predict or learn), ``fixed`` (fixed predictions), ``gamma`` (inference
     step), ``alpha`` (learning rate), ``update_kind`` and its arguments ``trigger``
     (per error neuron, learning step of its update), ``t_d`` (phi's window),
+    ``detector`` (DETECTOR_SONG or DETECTOR_FEEDBACK), ``defer_step`` (per entry of
+    theta: the learning step at whose end its accumulated changes apply, -1: at once),
+    ``defer_params`` (the entries with a ``defer_step``), ``defer_wake`` (the error
+    neurons that read them, woken when they change),
     ``held_step`` (learning step of the held-error update), then the schedule:
     ``tick0`` (first tick of the chunk), ``learn_tick0`` (tick of learning step 0),
     ``n_ticks``, ``last_error_only`` (the final tick runs only the error stage),
@@ -138,6 +153,10 @@ class Policy(NamedTuple):
     update_kind: int
     trigger: np.ndarray
     t_d: int
+    detector: int
+    defer_step: np.ndarray
+    defer_params: np.ndarray
+    defer_wake: np.ndarray
     held_step: int
     tick0: int
     learn_tick0: int

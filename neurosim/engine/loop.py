@@ -73,8 +73,9 @@ import numba
 import numpy as np
 
 from neurosim.activations import act_scalar, dact_scalar
-from neurosim.compile.netlist import LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
+from neurosim.compile.netlist import KIND_MAX, KIND_PRODUCT, KIND_SINGLE, LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
 from neurosim.engine.kernels import (
+    DETECTOR_FEEDBACK,
     MODE_LEARN,
     STATUS_BUFFER_FULL,
     STATUS_DIVERGED,
@@ -153,6 +154,55 @@ def _error_blocks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
         _error_block(net, st, pol, rec, T, back, ahead, np.int64(c), pol.blocks)
 
 
+@numba.njit(cache=True, inline="always")
+def _pair_sum(c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: int) -> float:
+    """``sum_k f(a_{c0+2k}) f(a_{c0+2k+1})`` over the compartments ``c0..c1``."""
+    s = 0.0
+    for c in range(c0, c1, 2):
+        s += act_scalar(c_act[c], a[c, b]) * act_scalar(c_act[c + 1], a[c + 1, b])
+    return s
+
+
+@numba.njit(cache=True, inline="always")
+def _combine(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: int) -> float:
+    """The prediction ``mu`` of an error neuron from its compartments ``c0..c1`` (see
+    :mod:`neurosim.compile.netlist` for the kinds)."""
+    if kind == KIND_SINGLE:
+        return act_scalar(c_act[c0], a[c0, b])
+    if kind == KIND_PRODUCT:
+        return _pair_sum(c_act, a, c0, c1, b)
+    if kind == KIND_MAX:
+        m = a[c0, b]
+        for c in range(c0 + 1, c1):
+            m = max(m, a[c, b])
+        return m
+    o = c1 - 1  # KIND_LSTM_H: f_o(a_o) tanh(C)
+    return act_scalar(c_act[o], a[o, b]) * np.tanh(_pair_sum(c_act, a, c0, o, b))
+
+
+@numba.njit(cache=True, inline="always")
+def _local_derivative(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, c: int, b: int) -> float:
+    """``d mu / d a_c``: how the prediction depends on compartment ``c`` (its Jacobian)."""
+    if kind == KIND_SINGLE:
+        return dact_scalar(c_act[c], a[c, b])
+    if kind == KIND_MAX:  # the first maximal compartment takes the whole error
+        best = c0
+        for k in range(c0 + 1, c1):
+            if a[k, b] > a[best, b]:
+                best = k
+        return 1.0 if c == best else 0.0
+    if kind == KIND_PRODUCT:
+        partner = c0 + ((c - c0) ^ 1)
+        return dact_scalar(c_act[c], a[c, b]) * act_scalar(c_act[partner], a[partner, b])
+    o = c1 - 1  # KIND_LSTM_H
+    t = np.tanh(_pair_sum(c_act, a, c0, o, b))
+    if c == o:
+        return dact_scalar(c_act[o], a[o, b]) * t
+    partner = c0 + ((c - c0) ^ 1)
+    return (act_scalar(c_act[o], a[o, b]) * (1.0 - t * t) * dact_scalar(c_act[c], a[c, b])
+            * act_scalar(c_act[partner], a[partner, b]))
+
+
 @numba.njit(cache=True)
 def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int,
                  back: np.ndarray, ahead: np.ndarray, block: int, blocks: int) -> None:
@@ -163,17 +213,18 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
     synapse received (``x_line`` at ``T - d_s``), its own value neuron's belief
     (``v_line`` at ``T - d_own``) and its own state; it writes its own state, its
     lines at slot ``T``, the wake flags of the receivers of what it emits, and, when
-    it learns, its ``pending`` g (applied to its synapses at the end of the tick). Its
-    weighted input is recomputed only when a synapse received a message or changed
-    (``err_wake_in``); a unit that did not wake but must emit (the stimulus onset)
-    keeps ``a`` and ``mu``: nothing they depend on changed (S4). ``back[d]`` and
-    ``ahead[d]`` are the slots of ticks ``T - d`` and ``T + d``.
+    it learns, its compartments' ``pending`` g (applied to their synapses at the end of
+    the tick). Its compartments' weighted inputs are recomputed only when a synapse
+    received a message or changed (``err_wake_in``); a unit that did not wake but must
+    emit (the stimulus onset) keeps ``a`` and ``mu``: nothing they depend on changed
+    (S4). ``back[d]`` and ``ahead[d]`` are the slots of ticks ``T - d`` and ``T + d``.
     """
     B = st.eps.shape[1]
     slot = back[0]
     t = T - pol.learn_tick0
     learning = pol.mode == MODE_LEARN
     forced = T == pol.force_tick
+    feedback_detector = pol.detector == DETECTOR_FEEDBACK
     shared, s_param, theta, x_line = net.s_param.shape[0] > 0, net.s_param, st.theta, st.x_line
     count = _block_size(st.eps.shape[0], block, blocks)
     for k in range(count):
@@ -198,33 +249,39 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                 woken = True  # the schedule (IL's t_c, Z-IL's t = l) is this rule's control signal
         if not (woken or forced):
             continue
-        # Phase A, part 1: weighted input and prediction (fixed predictions keep theirs).
+        # Phase A, part 1: compartments' weighted inputs and the prediction (fixed
+        # predictions keep theirs).
         if inputs_changed and not (learning and pol.fixed):
             for i in range(lo, hi):
-                b_idx = net.e_bias[i]
-                for b in range(B):
-                    st.a[i, b] = theta[b_idx] if b_idx >= 0 else 0.0
-                for r in range(net.fr_ptr[i], net.fr_ptr[i + 1]):
-                    s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
-                    if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
-                        for b in range(B):
-                            acc = 0.0
-                            if shared:
-                                for q in range(n):
-                                    acc += theta[s_param[s0 + q]] * x_line[sl, p0 + q, b]
-                            else:
-                                acc = _dot(theta, s0, 1, x_line, sl, p0, b, n)
-                            st.a[i, b] += acc
-                    else:  # lanes inside: contiguous lanes
-                        for q in range(n):
-                            w = theta[s_param[s0 + q]] if shared else theta[s0 + q]
+                c0, c1 = net.e_comp_ptr[i], net.e_comp_ptr[i + 1]
+                for c in range(c0, c1):
+                    for b in range(B):
+                        bias = 0.0
+                        for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
+                            bias += theta[net.c_bias[q]]
+                        st.a[c, b] = bias
+                    for r in range(net.fr_ptr[c], net.fr_ptr[c + 1]):
+                        s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
+                        if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
                             for b in range(B):
-                                st.a[i, b] += w * x_line[sl, p0 + q, b]
+                                acc = 0.0
+                                if shared:
+                                    for q in range(n):
+                                        acc += theta[s_param[s0 + q]] * x_line[sl, p0 + q, b]
+                                else:
+                                    acc = _dot(theta, s0, 1, x_line, sl, p0, b, n)
+                                st.a[c, b] += acc
+                        else:  # lanes inside: contiguous lanes
+                            for q in range(n):
+                                w = theta[s_param[s0 + q]] if shared else theta[s0 + q]
+                                for b in range(B):
+                                    st.a[c, b] += w * x_line[sl, p0 + q, b]
                 for b in range(B):
-                    st.mu[i, b] = act_scalar(net.e_act[i], st.a[i, b])
+                    st.mu[i, b] = _combine(net.e_kind[i], net.c_act, st.a, c0, c1, b)
         # Phase A, part 2: errors and phi; phase B: commit, emit, decide to learn.
         for i in range(lo, hi):
             own = net.e_value[i]
+            c0, c1 = net.e_comp_ptr[i], net.e_comp_ptr[i + 1]
             vin_slot = back[net.own_delay[i]]
             eps_changed = False
             g_changed = False
@@ -241,22 +298,27 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                     new_eps = st.v_line[vin_slot, own, b] - np.exp(st.mu[i, b] - m) / z
                 else:
                     new_eps = st.v_line[vin_slot, own, b] - st.mu[i, b]
-                new_g = dact_scalar(net.e_act[i], st.a[i, b]) * new_eps
                 phi = False
                 if new_eps != st.eps[i, b]:
                     eps_changed = True
                     if learning:
-                        phi = st.last_change[i, b] <= t - pol.t_d
+                        if feedback_detector:  # once, and only while the prediction has not moved
+                            phi = not st.spent[i, b] and st.mu[i, b] == st.mu0[i, b]
+                        else:
+                            phi = st.last_change[i, b] <= t - pol.t_d
                         st.last_change[i, b] = t
-                if new_g != st.g[i, b]:
-                    g_changed = True
                 st.eps[i, b] = new_eps
-                st.g[i, b] = new_g
-                st.pending[i, b] = new_g if scheduled else 0.0
-                if learning and pol.update_kind == UPDATE_PHI and phi:
-                    st.pending[i, b] = new_g
+                fires = learning and pol.update_kind == UPDATE_PHI and phi
+                if fires:
                     st.fired[i, b] = 1
+                    st.spent[i, b] = 1
                     learns = True
+                for c in range(c0, c1):
+                    new_g = _local_derivative(net.e_kind[i], net.c_act, st.a, c0, c1, c, b) * new_eps
+                    if new_g != st.g[c, b]:
+                        g_changed = True
+                    st.g[c, b] = new_g
+                    st.pending[c, b] = new_g if (scheduled or fires) else 0.0
             learns = learns or scheduled
             mu_changed = False
             for b in range(B):
@@ -268,8 +330,9 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
                     st.mu_line[slot, i, b] = st.mu[i, b]
                 st.val_wake[ahead[net.own_delay[i] - 1], own] = 1
             if g_changed or forced:
-                for b in range(B):
-                    st.g_line[slot, i, b] = st.g[i, b]
+                for c in range(c0, c1):
+                    for b in range(B):
+                        st.g_line[slot, c, b] = st.g[c, b]
                 for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
                     _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members,
                                 net.e_vg[q], ahead[net.e_vg_delay[q] - 1])
@@ -365,58 +428,93 @@ def _value_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray,
 
 
 @numba.njit(cache=True, inline="always")
-def _change(st: StateArrays, p: int, d: float, first: bool) -> None:
-    """Parameter ``p`` changes by ``d``; ``first``: its first change in this presentation."""
-    if first:
+def _change(st: StateArrays, pol: Policy, p: int, d: float) -> None:
+    """Entry ``p`` of theta changes by ``d``, now or, for a shared parameter whose
+    last trigger is still to come, when its deferred sum is applied.
+
+    Its first change in a presentation keeps its old value in ``theta_saved`` (to undo
+    a diverged run) and starts ``applied`` afresh, so that neither needs a pass over all
+    parameters per presentation.
+    """
+    if not st.saved[p]:
+        st.saved[p] = 1
         st.theta_saved[p] = st.theta[p]
         st.applied[p] = d
     else:
         st.applied[p] += d
-    st.theta[p] += d
+    if pol.defer_step[p] >= 0:
+        st.deferred[p] += d
+    else:
+        st.theta[p] += d
 
 
 @numba.njit(cache=True, parallel=True)
 def _commit_blocks(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, ahead: np.ndarray) -> None:
     """The end-of-tick plasticity, its ``pol.blocks`` blocks on parallel threads."""
     for c in numba.prange(pol.blocks):
-        _commit_block(net, st, pol.alpha, back, ahead[1], np.int64(c), pol.blocks)
+        _commit_block(net, st, pol, back, ahead[1], np.int64(c), pol.blocks)
 
 
 @numba.njit(cache=True)
-def _commit_block(net: NetArrays, st: StateArrays, alpha: float, back: np.ndarray, nxt: int,
+def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray, nxt: int,
                   block: int, blocks: int) -> None:
-    """The end-of-tick plasticity of the error neurons of ``block``.
-
-    The first time in a presentation that neuron ``i``'s synapses change, their old
-    weights are kept in ``theta_saved`` (to undo a diverged run) and ``applied`` is
-    started afresh; so neither needs a pass over all parameters per presentation.
-    (Each parameter belongs to one error neuron here; shared weights will need this
-    bookkeeping per parameter.)
-    """
+    """The end-of-tick plasticity of the error neurons of ``block`` (S6):
+    ``w_s += alpha sum_b g_cb x_sb`` for every synapse ``s`` of a plastic compartment
+    ``c``, ``bias += alpha sum_b g_cb``. Where a parameter is shared, the changes of all
+    its synapses meet in one entry of theta: the one step that is not local (run
+    serially, so that the sum has a fixed order)."""
     B = st.pending.shape[1]
-    shared, s_param = net.s_param.shape[0] > 0, net.s_param
+    shared, s_param, alpha = net.s_param.shape[0] > 0, net.s_param, pol.alpha
     count = _block_size(st.learning.shape[0], block, blocks)
     for k in range(count):
         i = _block_member(k, count, block, blocks, False)
         if i >= st.learning.shape[0] or not st.learning[i]:
             continue
-        first = not st.saved[i]
-        st.saved[i] = 1
-        for r in range(net.fr_ptr[i], net.fr_ptr[i + 1]):
-            s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
-            for q in range(n):
+        for c in range(net.e_comp_ptr[i], net.e_comp_ptr[i + 1]):
+            if not net.c_plastic[c]:
+                continue
+            for r in range(net.fr_ptr[c], net.fr_ptr[c + 1]):
+                s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
+                for q in range(n):
+                    acc = 0.0
+                    for b in range(B):
+                        acc += st.pending[c, b] * st.x_line[sl, p0 + q, b]
+                    _change(st, pol, s_param[s0 + q] if shared else s0 + q, alpha * acc)
+            for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
                 acc = 0.0
                 for b in range(B):
-                    acc += st.pending[i, b] * st.x_line[sl, p0 + q, b]
-                _change(st, s_param[s0 + q] if shared else s0 + q, alpha * acc, first)
-        if net.e_bias[i] >= 0:
-            acc = 0.0
-            for b in range(B):
-                acc += st.pending[i, b]
-            _change(st, net.e_bias[i], alpha * acc, first)
-        st.err_wake_in[nxt, i] = 1
-        for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
-            _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)
+                    acc += st.pending[c, b]
+                _change(st, pol, net.c_bias[q], alpha * acc)
+        _wake_changed(net, st, i, nxt)
+
+
+@numba.njit(cache=True, inline="always")
+def _wake_changed(net: NetArrays, st: StateArrays, i: int, nxt: int) -> None:
+    """Error neuron ``i``'s synapses changed: it and the parents they reach wake at ``nxt``."""
+    st.err_wake_in[nxt, i] = 1
+    for q in range(net.e_vg_ptr[i], net.e_vg_ptr[i + 1]):
+        _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)
+
+
+@numba.njit(cache=True)
+def _apply_deferred(net: NetArrays, st: StateArrays, pol: Policy, t: int, nxt: int) -> bool:
+    """At the end of learning step ``t``, the shared parameters whose last trigger it was
+    take their accumulated change; the error neurons that read them wake. Returns
+    False if a weight became non-finite."""
+    finite = True
+    applied = False
+    for k in range(pol.defer_params.shape[0]):
+        p = pol.defer_params[k]
+        if pol.defer_step[p] == t:
+            st.theta[p] += st.deferred[p]
+            st.deferred[p] = 0.0
+            applied = True
+            if not np.isfinite(st.theta[p]):
+                finite = False
+    if applied:
+        for k in range(pol.defer_wake.shape[0]):
+            _wake_changed(net, st, pol.defer_wake[k], nxt)
+    return finite
 
 
 @numba.njit(cache=True)
@@ -505,12 +603,13 @@ def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
     _carry(st.g_line, back)
     held = pol.mode == MODE_LEARN and pol.update_kind == UPDATE_HELD and T - pol.learn_tick0 == pol.held_step
     if held:
-        for i in range(st.g.shape[0]):
+        for i in range(st.learning.shape[0]):
             st.learning[i] = 1
             st.err_wake_in[slot, i] = 0
             st.err_wake_own[slot, i] = 0
+        for c in range(st.g.shape[0]):
             for b in range(st.g.shape[1]):
-                st.pending[i, b] = st.g[i, b]
+                st.pending[c, b] = st.g[c, b]
         rec.energy[step] = np.nan
     return held
 
@@ -549,11 +648,15 @@ def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> boo
 
 
 @numba.njit(cache=True)
-def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) -> int:
-    """After the plasticity: a non-finite weight means divergence (S8); in the
-    prediction phase, no message in flight means quiescence (S7)."""
+def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, T: int, back: np.ndarray, ahead: np.ndarray) -> int:
+    """After the plasticity: shared parameters due now take their deferred change; a
+    non-finite weight means divergence (S8); in the prediction phase, no message in
+    flight means quiescence (S7)."""
     _clear(st.vg_marked, back[0])  # this slot's arrivals at value neurons are consumed
-    if not _weights_finite(st.learning, net.in_ptr, net.s_param, st.theta):
+    finite = _weights_finite(st.learning, net.e_comp_ptr, net.in_ptr, net.s_param, st.theta)
+    if pol.mode == MODE_LEARN and pol.defer_params.shape[0] > 0:
+        finite = _apply_deferred(net, st, pol, T - pol.learn_tick0, ahead[1]) and finite
+    if not finite:
         return STATUS_DIVERGED
     if pol.stop_when_quiet and _quiet(st.err_wake_in, st.err_wake_own, st.val_wake):
         return STATUS_QUIET
@@ -561,14 +664,15 @@ def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, back: np.ndarray) ->
 
 
 @numba.njit(cache=True)
-def _weights_finite(learning: np.ndarray, in_ptr: np.ndarray, s_param: np.ndarray, theta: np.ndarray) -> bool:
+def _weights_finite(learning: np.ndarray, e_comp_ptr: np.ndarray, in_ptr: np.ndarray, s_param: np.ndarray,
+                    theta: np.ndarray) -> bool:
     """Whether every weight of the error neurons that learned this tick is finite; clears ``learning``."""
     shared = s_param.shape[0] > 0
     finite = True
     for i in range(learning.shape[0]):
         if learning[i]:
             learning[i] = 0
-            for s in range(in_ptr[i], in_ptr[i + 1]):
+            for s in range(in_ptr[e_comp_ptr[i]], in_ptr[e_comp_ptr[i + 1]]):
                 if not np.isfinite(theta[s_param[s] if shared else s]):
                     finite = False
     return finite
@@ -595,18 +699,20 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
         if _value_due(st, pol, step, back):
             _value_block(net, st, pol, back, ahead, np.int64(0), np.int64(1))
         if _any(st.learning):
-            _commit_block(net, st, pol.alpha, back, ahead[1], np.int64(0), np.int64(1))
-        code = _end_tick(net, st, pol, back)
+            _commit_block(net, st, pol, back, ahead[1], np.int64(0), np.int64(1))
+        code = _end_tick(net, st, pol, T, back, ahead)
         if code != STATUS_OK:
             return code, step + 1
     return status, pol.n_ticks
 
 
 @numba.njit(cache=True)
-def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> tuple[int, int]:
+def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders,
+                       shares_params: bool) -> tuple[int, int]:
     """:func:`run_ticks` with each stage split into ``pol.blocks`` blocks on parallel
     threads: a separate entry point, so that a serial run never compiles or starts the
-    thread pool. Same result, bit for bit."""
+    thread pool. Same result, bit for bit. Where parameters are shared
+    (``shares_params``), the plasticity runs on one thread."""
     back, ahead = st.back, st.ahead
     status = STATUS_OK
     for step in range(pol.n_ticks):
@@ -621,8 +727,11 @@ def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Record
         if _value_due(st, pol, step, back):
             _value_blocks(net, st, pol, back, ahead)
         if _any(st.learning):
-            _commit_blocks(net, st, pol, back, ahead)
-        code = _end_tick(net, st, pol, back)
+            if shares_params:  # the changes of shared parameters meet: one fixed order
+                _commit_block(net, st, pol, back, ahead[1], np.int64(0), np.int64(1))
+            else:
+                _commit_blocks(net, st, pol, back, ahead)
+        code = _end_tick(net, st, pol, T, back, ahead)
         if code != STATUS_OK:
             return code, step + 1
     return status, pol.n_ticks

@@ -21,8 +21,10 @@ import numba
 import numpy as np
 
 from neurosim.compile.compiler import Delays, compile_graph
-from neurosim.compile.netlist import Netlist
+from neurosim.compile.netlist import ROLE_FREE, Netlist
 from neurosim.engine.kernels import (
+    DETECTOR_FEEDBACK,
+    DETECTOR_SONG,
     MODE_LEARN,
     MODE_PREDICT,
     STATUS_BUFFER_FULL,
@@ -64,8 +66,8 @@ class LearnResult:
     steps: int
     energy: np.ndarray
     netlist: Netlist
-    applied: np.ndarray  # flat changes, meaningful for the parameters of ``learned`` neurons
-    learned: np.ndarray  # per error neuron: did its synapses change in this presentation
+    applied: np.ndarray  # flat changes, meaningful where ``learned``
+    learned: np.ndarray  # per entry of theta: did it change in this presentation
     firings: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     late_firings: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     eps_at_trigger: dict[str, np.ndarray] = field(default_factory=dict)
@@ -78,8 +80,7 @@ class LearnResult:
     @functools.cached_property
     def updates(self) -> Params:
         """The change applied to every parameter, PyTorch layout."""
-        changed = self.netlist.params_of(self.learned)
-        return self.netlist.unpack_params(np.where(changed, self.applied, 0.0).astype(self.applied.dtype))
+        return self.netlist.unpack_params(np.where(self.learned, self.applied, 0.0).astype(self.applied.dtype))
 
     def named(self, rows: np.ndarray) -> list[tuple[int, str, int, int]]:
         """Firing rows as ``(step, vertex name, position, lane)`` tuples."""
@@ -255,12 +256,14 @@ class Simulator:
         if self.threads == 1:
             return run_ticks(self.net, self.state, pol, rec)
         numba.set_num_threads(self.threads)
-        return run_ticks_parallel(self.net, self.state, pol, rec)
+        return run_ticks_parallel(self.net, self.state, pol, rec, self.netlist.shares_params)
 
     def _policy(self, mode: int, **kw: object) -> Policy:
         base = dict(
             mode=mode, fixed=False, gamma=1.0, alpha=0.0, update_kind=UPDATE_NONE,
-            trigger=np.full(self.netlist.n_error, -1, np.int64), t_d=1, held_step=-1,
+            trigger=np.full(self.netlist.n_error, -1, np.int64), t_d=1, detector=DETECTOR_SONG,
+            defer_step=np.full(self.netlist.n_theta, -1, np.int64), defer_params=np.zeros(0, np.int64),
+            defer_wake=np.zeros(0, np.int64), held_step=-1,
             tick0=self.tick, learn_tick0=self.tick, n_ticks=0, last_error_only=False,
             force_tick=-1, stop_when_quiet=False, all_active=False, reverse=False,
             max_energy_ratio=np.inf, blocks=self.threads,
@@ -303,9 +306,13 @@ class Presentation:
         sim._prediction_phase(inputs)
         st = sim.state
         st.vhat[:] = st.v
+        st.mu0[:] = st.mu
         st.last_change[:] = _NEVER
+        st.spent[:] = 0
         st.saved[:] = 0
         sim._clamp(targets)
+        if isinstance(rule, ZIL) and rule.init_noise > 0:
+            self._perturb_beliefs(rule.init_noise, rule.noise_seed)
         learn0 = sim.tick
         for o in sim.outputs:  # the teacher's arrival is an event even where y == v already
             k = sim.netlist.vertices.index(o)
@@ -329,15 +336,28 @@ class Presentation:
         if isinstance(rule, IL):
             kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=np.full(n_e, rule.t_c, np.int64))
             return UPDATE_AT_TRIGGER, rule.t_c + 1, kw
+        net = sim.netlist
+        if isinstance(rule, (ZIL, FaZIL)) and not net.triggers_defined:
+            trigger_steps(sim.graph)  # raises the GraphError that says why Z-IL is not defined here
         if isinstance(rule, ZIL):
-            if np.any(sim.netlist.e_trigger < 0):
-                trigger_steps(sim.graph)  # raises the GraphError that says why Z-IL is not defined here
-            trig = sim.netlist.e_trigger.astype(np.int64)
+            if rule.update_step is None:  # C2: vertex j at its own step l_j
+                trig = net.e_trigger.astype(np.int64)
+            else:  # C2 broken (Song et al. Fig. 3): every vertex at one step
+                trig = np.where(net.e_trigger >= 0, rule.update_step, -1).astype(np.int64)
+            last = int(trig.max())
+            if rule.shared_updates == "deferred" and rule.update_step is None:
+                # a parameter read at several trigger steps applies its sum after the last one
+                shared = (net.p_trigger_lo != net.p_trigger_hi) & (np.arange(net.n_theta) < net.n_params)
+                kw.update(self._deferral(shared, net.p_trigger_hi))
             kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=trig)
-            return UPDATE_AT_TRIGGER, int(trig.max()) + 1, kw
+            return UPDATE_AT_TRIGGER, last + 1, kw
         if isinstance(rule, FaZIL):
             ticks = rule.ticks if rule.ticks is not None else exact_steps(sim.graph)
-            kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d)
+            # no schedule says when a shared parameter's last trigger is: the end of the presentation
+            shared = (net.p_vertices > 1) & (np.arange(net.n_theta) < net.n_params)
+            kw.update(self._deferral(shared, np.full(net.n_theta, ticks - 1)))
+            detector = DETECTOR_FEEDBACK if rule.detector == "feedback" else DETECTOR_SONG
+            kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d, detector=detector)
             return UPDATE_PHI, ticks, kw
         if isinstance(rule, StrictPC):
             kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=rule.n)
@@ -347,6 +367,26 @@ class Presentation:
             kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=n, fixed=True)
             return UPDATE_HELD, n + 1, kw
         raise ConfigError(f"the event loop has no policy for rule {type(rule).__name__}")
+
+    def _deferral(self, shared: np.ndarray, step: np.ndarray) -> dict:
+        """Policy fields deferring the entries ``shared`` of theta to the end of ``step``."""
+        net = self.sim.netlist
+        defer_step = np.where(shared, step, -1).astype(np.int64)
+        params = np.flatnonzero(shared).astype(np.int64)
+        readers = np.zeros(net.n_error, bool)
+        syn_params = net.synapse_params
+        readers[net.s_error[shared[syn_params]]] = True
+        bias_comp = np.repeat(np.arange(net.n_compartments), np.diff(net.c_bias_ptr))
+        readers[net.c_err[bias_comp[shared[net.c_bias]]]] = True
+        return dict(defer_step=defer_step, defer_params=params, defer_wake=np.flatnonzero(readers).astype(np.int64))
+
+    def _perturb_beliefs(self, sigma: float, seed: int) -> None:
+        """Song et al.'s C1 broken: Gaussian noise on every hidden belief at the start of
+        learning (the environment's perturbation, written like a clamp)."""
+        sim, st = self.sim, self.sim.state
+        free = np.flatnonzero(sim.netlist.v_role == ROLE_FREE).astype(np.int64)
+        noise = np.random.default_rng(seed).normal(0.0, sigma, size=(len(free), st.v.shape[1]))
+        clamp_values(sim.net, st, free, np.ascontiguousarray(st.v[free] + noise.astype(st.v.dtype)), sim.tick)
 
     @property
     def finished(self) -> bool:
@@ -389,8 +429,7 @@ class Presentation:
         learned = st.saved.astype(bool)
         applied = st.applied
         if diverged:  # undo every change of this presentation
-            changed = net.params_of(learned)
-            sim.theta[changed] = st.theta_saved[changed]
+            sim.theta[learned] = st.theta_saved[learned]
             sim.state = allocate_state(net, st.v.shape[1], sim.theta)
             sim.stale = True
             learned[:] = False

@@ -20,21 +20,22 @@ def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
     the emission of ``max_delay`` ticks ago while the current tick writes its own slot.
     """
     dtype = theta.dtype
-    n_v, n_e, D = net.n_value, net.n_error, net.max_delay + 1
+    n_v, n_e, n_c, D = net.n_value, net.n_error, net.n_compartments, net.max_delay + 1
     return StateArrays(
         v=np.zeros((n_v, lanes), dtype), vhat=np.zeros((n_v, lanes), dtype),
-        a=np.zeros((n_e, lanes), dtype), mu=np.zeros((n_e, lanes), dtype),
-        eps=np.zeros((n_e, lanes), dtype), g=np.zeros((n_e, lanes), dtype),
-        last_change=np.zeros((n_e, lanes), np.int64),
+        a=np.zeros((n_c, lanes), dtype), mu=np.zeros((n_e, lanes), dtype),
+        eps=np.zeros((n_e, lanes), dtype), g=np.zeros((n_c, lanes), dtype),
+        last_change=np.zeros((n_e, lanes), np.int64), mu0=np.zeros((n_e, lanes), dtype),
+        spent=np.zeros((n_e, lanes), np.uint8),
         v_line=np.zeros((D, n_v, lanes), dtype), x_line=np.zeros((D, n_v, lanes), dtype),
         mu_line=np.zeros((D, n_e, lanes), dtype), e_line=np.zeros((D, n_e, lanes), dtype),
-        g_line=np.zeros((D, n_e, lanes), dtype),
+        g_line=np.zeros((D, n_c, lanes), dtype),
         err_wake_in=np.zeros((D, n_e), np.uint8), err_wake_own=np.zeros((D, n_e), np.uint8),
         val_wake=np.zeros((D, n_v), np.uint8),
         eg_marked=np.zeros((D, len(net.eg_ptr) - 1), np.uint8),
         vg_marked=np.zeros((D, len(net.vg_ptr) - 1), np.uint8),
-        theta=theta, theta_saved=np.zeros_like(theta), saved=np.zeros(n_e, np.uint8),
-        applied=np.zeros_like(theta), pending=np.zeros((n_e, lanes), dtype),
+        theta=theta, theta_saved=np.zeros_like(theta), saved=np.zeros(len(theta), np.uint8),
+        applied=np.zeros_like(theta), deferred=np.zeros_like(theta), pending=np.zeros((n_c, lanes), dtype),
         learning=np.zeros(n_e, np.uint8), fired=np.zeros((n_e, lanes), np.uint8),
         v_next=np.zeros((n_v, lanes), dtype),
         back=np.zeros(D + 1, np.int64), ahead=np.zeros(D + 1, np.int64),

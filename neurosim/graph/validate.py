@@ -36,6 +36,8 @@ _REQUIRED = {
     "split": ("start", "stop"),
     "lstm": ("hidden",),
 }
+#: graph attribute holding the shapes and sizes validation wrote on the vertices
+_INFERRED = "neurosim_inferred"
 #: how many parents each op takes: (fewest, most)
 _ARITY = {
     "input": (0, 0), "dense": (1, None), "conv2d": (1, 1), "avgpool": (1, 1), "maxpool": (1, 1),
@@ -141,6 +143,12 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
         raise GraphError(f"vertex {v!r} has unknown convention {attrs['convention']!r}; choose 'post' or 'pre'")
     if op == "sum":
         _check_activation(v, attrs.get("activation", "linear"))
+    # What an earlier validation wrote is inferred, not declared: infer it again (the
+    # graph may have changed since).
+    inferred = graph.graph.setdefault(_INFERRED, {})
+    for key, value in inferred.get(v, {}).items():
+        if attrs.get(key) == value and not (op == "input" or (op == "dense" and key == "size")):
+            del attrs[key]
     shape = _infer_shape(graph, v, attrs, parents)
     given_shape = attrs.get("shape")
     if given_shape is not None and tuple(given_shape) != shape:
@@ -149,10 +157,9 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     given = attrs.get("size")
     if given is not None and given != size:
         raise GraphError(f"shape mismatch at vertex {v!r}: it declares size {given}, its inputs give {size} {shape}")
-    if size < 1:
-        raise GraphError(f"vertex {v!r} has shape {shape}; every vertex needs at least one neuron")
     attrs["shape"] = shape
     attrs["size"] = size
+    inferred[v] = {"shape": shape, "size": size}
 
 
 def _parent_shapes(graph: nx.DiGraph, parents: list) -> list[tuple[int, ...]]:
