@@ -324,12 +324,12 @@ def record_presentation(sim: Any, x: np.ndarray, y: np.ndarray, rule: Rule, lane
 
 
 def timeline_table(result: Any, rule: Rule) -> dict[str, np.ndarray]:
-    """The plasticity timeline of a LearnResult, one row per error neuron that learned.
+    """The plasticity timeline of a LearnResult, one row per update of an error neuron.
 
     Fa-Z-IL: one row per phi firing (cause 1, at the firing's step). Z-IL: every
-    learned neuron at its trigger step ``l`` (or ``update_step``), IL at ``t_c``
-    (cause 0, the schedule); Strict PC and FixedPred at the end of relaxation ``n``
-    (cause 2). ``param`` is -1 and ``delta`` NaN: a LearnResult keeps only the summed
+    error neuron at its trigger step ``l`` (or ``update_step``), IL every error neuron
+    at ``t_c`` (cause 0, the schedule); Strict PC and FixedPred every error neuron at
+    the end of relaxation ``n`` (cause 2). ``param`` is -1 and ``delta`` NaN: a LearnResult keeps only the summed
     change per parameter, not which step made it.
     """
     net = result.netlist
@@ -337,18 +337,19 @@ def timeline_table(result: Any, rule: Rule) -> dict[str, np.ndarray]:
         f = result.firings
         tick, vertex, neuron, cause = f[:, 0], f[:, 1], f[:, 2], np.ones(len(f), np.int64)
     else:
-        learned = np.flatnonzero(result.learned)
         if isinstance(rule, ZIL):
-            tick = (net.e_trigger[learned] if rule.update_step is None
-                    else np.full(learned.size, rule.update_step))
-            cause = np.zeros(learned.size, np.int64)
+            neurons = np.flatnonzero(net.e_trigger >= 0)
+            tick = net.e_trigger[neurons] if rule.update_step is None else np.full(neurons.size, rule.update_step)
+            cause = np.zeros(neurons.size, np.int64)
         elif isinstance(rule, IL):
-            tick, cause = np.full(learned.size, rule.t_c), np.zeros(learned.size, np.int64)
+            neurons = np.arange(net.n_error)
+            tick, cause = np.full(neurons.size, rule.t_c), np.zeros(neurons.size, np.int64)
         elif isinstance(rule, (StrictPC, FixedPred)):
-            tick, cause = np.full(learned.size, result.steps - 1), np.full(learned.size, 2)
+            neurons = np.arange(net.n_error)
+            tick, cause = np.full(neurons.size, result.steps - 1), np.full(neurons.size, 2)
         else:
             raise DataError(f"no timeline for rule {type(rule).__name__}")
-        vertex, neuron = net.e_vertex[learned], net.e_pos[learned]
+        vertex, neuron = net.e_vertex[neurons], net.e_pos[neurons]
     n = len(tick)
     return {
         "tick": np.asarray(tick, np.int64), "step": np.asarray(tick, np.int64),
