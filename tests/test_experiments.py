@@ -67,7 +67,7 @@ def test_rosenbaum_fixedpred_is_exact_from_n_equals_L(tmp_path):
     for r in fixed:  # Rosenbaum 2022, Theorem 1
         rel = float(r["relative_error"])
         if int(r["n"]) >= L:
-            assert rel < 1e-12
+            assert rel < 1e-12 and float(r["angle"]) < 1e-9
         elif int(r["n"]) == L - 1 and r["layer"] == "1":
             assert rel > 1e-3
     # below step 1 the layer farthest from the output is not exact (the output layer is, from n = 1)
@@ -77,6 +77,10 @@ def test_rosenbaum_fixedpred_is_exact_from_n_equals_L(tmp_path):
 def test_compare_against_hand_computed_values():
     rel, angle = compare(np.array([1.0, 1.0]), np.array([1.0, 0.0]))
     assert rel == pytest.approx(1.0) and angle == pytest.approx(45.0)
+    rel, angle = compare(np.array([2.0, 0.0]), np.array([-1.0, 0.0]))
+    assert rel == pytest.approx(3.0) and angle == pytest.approx(180.0)
+    u = np.array([0.3, -1.7, 2.9])
+    assert compare(u, u)[1] == 0.0 and compare(1e-3 * u, u)[1] < 1e-12
 
 
 def test_table4_ratios(tmp_path):
