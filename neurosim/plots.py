@@ -38,7 +38,6 @@ from matplotlib.axes import Axes  # noqa: E402
 from neurosim.errors import DataError  # noqa: E402
 from neurosim.rules import IL, ZIL, FaZIL, FixedPred, Rule, StrictPC  # noqa: E402
 
-Table = Mapping[str, Any]
 
 CAUSES = {0: "schedule", 1: "phi", 2: "end of relaxation", 3: "shared deferred"}
 EVENT_COLUMNS = ("tick", "kind", "neuron", "vertex", "pos")

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
+from neurosim.errors import ConfigError
 from neurosim.experiments.common import Log, Outcome, load_data, require_seeds
 from neurosim.graph import mlp
 from neurosim.params import init_params
 from neurosim.reference.backprop import gradients, sgd_step
 from neurosim.reference.rules import run_rule
 from neurosim.rules import FixedPred, StrictPC, require_count, require_positive
-from neurosim.errors import ConfigError
 
 NAME = "rosenbaum"
 DESCRIPTION = "Rosenbaum 2022 Figs. 2 and 4: Strict PC and FixedPred updates vs the exact gradient, against n"
@@ -144,15 +144,20 @@ def run(s: Settings, log: Log) -> Outcome:
 
 
 def _figure(rows: list[dict], s: Settings, n_layers: int):
+    """Rows: each rule's relative error, then its angle; columns: the layers (first dtype, first seed)."""
     from neurosim.plots import plot_gradient_match
 
-    fig, axes = plt.subplots(len(s.rules), 2, figsize=(10, 3.6 * len(s.rules)), squeeze=False)
-    dt, seed, layer = s.dtypes[0], s.seeds[0], 1
+    metrics = ("relative_error", "angle")
+    fig, axes = plt.subplots(2 * len(s.rules), n_layers, figsize=(3.4 * n_layers, 2.8 * 2 * len(s.rules)),
+                             squeeze=False)
+    dt, seed = s.dtypes[0], s.seeds[0]
     for i, rule_name in enumerate(s.rules):
-        sel = [r for r in rows if r["rule"] == rule_name and r["dtype"] == dt and r["seed"] == seed
-               and r["layer"] == layer]
-        table = {c: np.array([r[c] for r in sel]) for c in ("n", "step_size", "relative_error", "angle")}
-        for j, metric in enumerate(("relative_error", "angle")):
-            plot_gradient_match(table, metric, ax=axes[i, j], title=f"{rule_name}, layer {layer} of {n_layers}, {dt}")
+        for layer in range(1, n_layers + 1):
+            sel = [r for r in rows if r["rule"] == rule_name and r["dtype"] == dt and r["seed"] == seed
+                   and r["layer"] == layer]
+            table = {c: np.array([r[c] for r in sel]) for c in ("n", "step_size", *metrics)}
+            for j, metric in enumerate(metrics):
+                plot_gradient_match(table, metric, ax=axes[2 * i + j, layer - 1],
+                                    title=f"{rule_name}, layer {layer} of {n_layers}, {dt}")
     fig.tight_layout()
     return fig
