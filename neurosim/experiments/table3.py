@@ -52,13 +52,13 @@ class Settings:
     data_dir: str | None = None
     samples: int = 200
     batch: int = 20
-    hidden: tuple[tuple[int, ...], ...] = ((32,), (32, 32, 32))
+    hidden: tuple[tuple[int, ...], ...] = ((32,), (32, 32), (32, 32, 32))
     activation: str = "sigmoid"
     late_hidden: tuple[int, ...] = (32,)
     late_activation: str = "relu"
     t_d: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 16)
     detectors: tuple[str, ...] = DETECTORS
-    ticks: int = 8
+    ticks: int = 32
     lr: float = 0.001
     seeds: tuple[int, ...] = (0,)
 
