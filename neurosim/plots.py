@@ -1,7 +1,8 @@
 """Figures of what the event loop did: events, plasticity, states, energy, error waves.
 
 Every function draws on ``ax`` (a new figure's Axes when ``None``) and returns the
-Axes; nothing is shown, so the module is safe under matplotlib's ``Agg`` backend.
+Axes; nothing is shown, so the module runs under any backend, ``Agg`` (headless)
+included; it does not choose one for you.
 The inputs are *tables*: a dict of equal-length numpy columns or a pandas DataFrame.
 
 events
@@ -27,16 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg", force=False)  # a no-op where a backend is already chosen
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-
-from neurosim.errors import DataError  # noqa: E402
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, Rule, StrictPC  # noqa: E402
+from neurosim.errors import DataError
+from neurosim.rules import IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 
 CAUSES = {0: "schedule", 1: "phi", 2: "end of relaxation", 3: "shared deferred"}

@@ -12,6 +12,14 @@ from neurosim.graph import mlp
 from neurosim.rules import ZIL, FaZIL
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def recording() -> plots.Recording:
     sim = Simulator(mlp([4, 3, 3, 2], convention="pre"), seed=0)
