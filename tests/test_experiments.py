@@ -48,7 +48,7 @@ def test_table3_sigmoid_detects_every_moment(tmp_path):
             assert float(by[act, "feedback", t_d]["success_pct"]) == 100.0
             assert int(by[act, "feedback", t_d]["late_firings"]) == 0
     # Song's phi: errors change at every tick, so t_d = 1 refires at each; t_d = 4 never refires
-    assert float(by["sigmoid", "song", 4]["success_pct"]) == 100.0
+    assert float(by["sigmoid", "song", 4]["success_pct"]) == 100.0  # in 6 ticks no error pauses 4 ticks
     assert int(by["sigmoid", "song", 4]["late_firings"]) == 0
     assert float(by["sigmoid", "song", 1]["success_pct"]) < 100.0
     assert float(by["sigmoid", "song", 4]["song_pct"]) == 100.0
@@ -56,6 +56,20 @@ def test_table3_sigmoid_detects_every_moment(tmp_path):
     assert int(by["relu", "song", 4]["late_firings"]) > 0
     config = json.loads((folder / "config.json").read_text())
     assert config["settings"]["samples"] == 40 and config["experiment"] == "table3"
+
+
+def test_detection_counts_by_hand():
+    from types import SimpleNamespace
+
+    from neurosim.experiments.table3 import detection_counts
+
+    levels = np.array([-1, 1, 0])  # input, hidden (l = 1), output (l = 0)
+    firings = np.array([[0, 2, 0, 0],   # output neuron 0, sample 0: at l, once -> success
+                        [1, 1, 0, 0],   # hidden 0, sample 0: at l ...
+                        [3, 1, 0, 0],   # ... and again at 3 -> failure
+                        [2, 1, 1, 0],   # hidden 1, sample 0: late only -> failure
+                        [1, 1, 0, 1]])  # hidden 0, sample 1: at l, once -> success
+    assert detection_counts(SimpleNamespace(firings=firings), levels) == (4, 2, 3)
 
 
 def test_rosenbaum_fixedpred_is_exact_from_n_equals_L(tmp_path):
