@@ -152,10 +152,13 @@ def _figure(summary: list[dict], s: Settings):
             labels = [r["value"] for r in sel]
             for i, metric in enumerate(("test_error_divergence", "weight_divergence")):
                 ax = axes[i, j]
-                ax.plot(np.arange(len(sel)), [r[metric] for r in sel], marker="o", label=f"{depth} hidden")
+                values = np.array([r[metric] for r in sel])
+                if metric == "weight_divergence":  # log scale; an exact 0 is drawn at 1e-17
+                    values = np.maximum(values, 1e-17)
+                    ax.set_yscale("log")
+                ax.plot(np.arange(len(sel)), values, marker="o", label=f"{depth} hidden")
                 ax.set_xticks(np.arange(len(sel)), labels, fontsize="x-small")
-                ax.set_ylabel(metric.replace("_", " "))
-                ax.set_yscale("symlog", linthresh=1e-12)
+                ax.set_ylabel("test error divergence (points)" if i == 0 else "weight divergence")
         axes[0, j].set_title(titles[cond])
         axes[0, j].legend(fontsize="x-small")
     fig.tight_layout()
