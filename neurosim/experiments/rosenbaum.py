@@ -42,7 +42,8 @@ RULES = {"strict": StrictPC, "fixedpred": FixedPred}
 class Settings:
     """An MLP ``[n_in, *hidden, 10]`` (``activation``, post convention, mse) on one
     mini-batch of ``batch`` samples, after ``pretrain_epochs`` of backprop (lr
-    ``pretrain_lr``, batches of ``batch``) on ``pretrain_samples`` samples."""
+    ``pretrain_lr``, batches of ``batch``) on ``pretrain_samples`` samples; one run per
+    seed of ``seeds`` (initial weights and pretraining order)."""
 
     dataset: str = "digits"
     data_dir: str | None = None

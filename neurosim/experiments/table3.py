@@ -46,7 +46,8 @@ SONG = {1: 93.4, 2: 92.4, 3: 99.6, 4: 100.0, 5: 100.0, 6: 100.0, 7: 100.0, 8: 10
 class Settings:
     """Networks ``[n_in, *h, 10]`` for ``h`` in ``hidden`` (``activation``, pre convention)
     and ``[n_in, *late_hidden, 10]`` with ``late_activation``; ``samples`` training samples
-    in batches of ``batch``; ``ticks`` learning steps per batch; learning rate ``lr``."""
+    (the first ones of the split) in batches of ``batch``; ``ticks`` learning steps per
+    batch; learning rate ``lr``; one run per seed of ``seeds`` (the initial weights)."""
 
     dataset: str = "mnist"
     data_dir: str | None = None

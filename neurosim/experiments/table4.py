@@ -35,7 +35,8 @@ SONG_CPU_MS = {"bp": 3.1, "il": 19.2, "zil": 3.6, "fazil": 3.6}
 @dataclass(frozen=True)
 class Settings:
     """An MLP ``[n_in, *hidden, 10]`` (sigmoid, pre convention), batches of ``batch``,
-    ``repeats`` timed batches, IL with ``t_c`` steps of size ``il_gamma``."""
+    ``repeats`` timed batches, IL with ``t_c`` steps of size ``il_gamma``; the initial
+    weights from the first of ``seeds``."""
 
     dataset: str = "digits"
     data_dir: str | None = None
