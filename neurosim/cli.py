@@ -129,6 +129,68 @@ def train(ctx: click.Context, config_file: str | None, no_progress: bool, **opti
     click.echo(f"run saved to {result.run_dir}")
 
 
+@main.command()
+@click.argument("name", required=False)
+@click.option("--list", "list_", is_flag=True, help="List the experiments and exit.")
+@click.option("--full", is_flag=True, help="The paper's full setting (models/experiments/NAME.toml [full]).")
+@click.option("--out", metavar="DIR", help="Run directory to create (default: runs/<time>-experiment-NAME).")
+@click.option("--data-dir", metavar="DIR", help="Folder holding mnist/ (default: $NEUROSIM_DATA_DIR).")
+@click.option("--dataset", metavar="NAME", help="Override the experiment's data set (e.g. digits, bundled).")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeat for several); overrides the setting.")
+@click.option("--set", "assignments", metavar="KEY=VALUE", multiple=True,
+              help="Override one setting, VALUE in TOML syntax (e.g. --set samples=40 --set 't_d=[1, 4]').")
+@click.pass_context
+def experiment(ctx: click.Context, name: str | None, list_: bool, full: bool, out: str | None,
+               data_dir: str | None, dataset: str | None, seeds: tuple[int, ...],
+               assignments: tuple[str, ...]) -> None:
+    """Run experiment NAME (a paper's table or figure); writes table.csv, table.md, figure.png, config.json."""
+    from neurosim.experiments import EXPERIMENTS, run_experiment
+    from neurosim.recording import default_run_dir
+
+    if list_:
+        for key, module in EXPERIMENTS.items():
+            click.echo(f"{key:10s} {module.DESCRIPTION}")
+        return
+    try:
+        if name is None:
+            raise ConfigError(f"name an experiment ({', '.join(EXPERIMENTS)}) or pass --list")
+        overrides = dict(_assignment(a) for a in assignments)
+        overrides.update({k: v for k, v in (("data_dir", data_dir), ("dataset", dataset),
+                                            ("seeds", list(seeds) or None)) if v is not None})
+        target = out if out is not None else default_run_dir(f"experiment-{name}", Path("runs"))
+        path = run_experiment(name, target, full=full, overrides=overrides, log=click.echo)
+    except NeurosimError as exc:
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        ctx.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; no run directory was written", err=True)
+        ctx.exit(130)
+    click.echo(f"run saved to {path}")
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE parsed as TOML (a bare word is taken as a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set takes KEY=VALUE, got {text!r}")
+    try:
+        parsed = _load_toml_text(f"v = {value}")["v"]
+    except ConfigError:
+        parsed = value.strip()
+    return key.strip().replace("-", "_"), parsed
+
+
+def _load_toml_text(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
