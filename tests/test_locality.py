@@ -18,12 +18,14 @@ import copy
 import numpy as np
 import pytest
 
+import graph_cases as gc
 from neurosim.engine import Simulator
-from neurosim.graph import mlp
+from neurosim.graph import cnn, mlp
 from neurosim.rules import FaZIL, FixedPred, StrictPC, ZIL
 
 VALUE_FIELDS = ("v", "vhat")
-ERROR_FIELDS = ("a", "mu", "eps", "g")
+ERROR_FIELDS = ("mu", "eps")  # per error neuron
+COMPARTMENT_FIELDS = ("a", "g")  # per compartment of an error neuron
 
 
 def _reach(net, kind, index, emitted):
@@ -36,7 +38,8 @@ def _reach(net, kind, index, emitted):
         return {index}, set()
     if not emitted:
         return set(), {index}
-    parents = {int(net.s_pre[s]) for s in range(net.in_ptr[index], net.in_ptr[index + 1]) if net.s_delay[s] == 1}
+    synapses = range(net.in_ptr[net.e_comp_ptr[index]], net.in_ptr[net.e_comp_ptr[index + 1]])
+    parents = {int(net.s_pre[s]) for s in synapses if net.s_delay[s] == 1}
     own = {int(net.e_value[index])} if net.own_delay[index] == 1 else set()
     return parents | own, {index}
 
@@ -45,12 +48,15 @@ def _others_equal(s1, s2, net, kind, index):
     emitted = False
     if kind == "error":
         D = s1.e_line.shape[0]
+        comps = slice(net.e_comp_ptr[index], net.e_comp_ptr[index + 1])
         emitted = any(
-            not np.array_equal(getattr(s1, line)[d, index], getattr(s2, line)[d, index])
-            for line in ("e_line", "mu_line", "g_line") for d in range(D)
+            not np.array_equal(getattr(s1, line)[d, rows], getattr(s2, line)[d, rows])
+            for line, rows in (("e_line", index), ("mu_line", index), ("g_line", comps)) for d in range(D)
         )
     values, errors = _reach(net, kind, index, emitted)
-    for names, allowed, what in ((VALUE_FIELDS, values, "value"), (ERROR_FIELDS, errors, "error")):
+    compartments = {c for i in errors for c in range(net.e_comp_ptr[i], net.e_comp_ptr[i + 1])}
+    for names, allowed, what in ((VALUE_FIELDS, values, "value"), (ERROR_FIELDS, errors, "error"),
+                                 (COMPARTMENT_FIELDS, compartments, "compartment")):
         for name in names:
             a, b = getattr(s1, name), getattr(s2, name)
             mask = np.ones(a.shape[0], bool)
@@ -60,28 +66,42 @@ def _others_equal(s1, s2, net, kind, index):
     return None
 
 
+GRAPHS = {
+    "mlp-post": lambda: mlp([3, 4, 3, 2], activation="tanh", convention="post"),
+    "mlp-pre": lambda: mlp([3, 4, 3, 2], activation="tanh", convention="pre"),
+    "cnn-max": lambda: cnn((1, 4, 4), channels=(2,), kernel_size=2, pool="max", pool_size=2, activation="tanh",
+                           n_out=2, loss="mse"),
+    "lstm-cells": lambda: gc.lstm_cells(2, hidden=2),
+    "lstm-gates": lambda: gc.lstm_gates(2, hidden=2),
+}
+
+
 @pytest.mark.parametrize("rule", [StrictPC(alpha=0.1, eta=0.3, n=6), FixedPred(alpha=0.1, n=4),
                                   FaZIL(alpha=0.1, ticks=6), ZIL(alpha=0.1)])
-@pytest.mark.parametrize("convention", ["post", "pre"])
-def test_light_cone_of_one_tick(rule, convention):
-    rng = np.random.default_rng(7)
-    g = mlp([3, 4, 3, 2], activation="tanh", convention=convention)
-    x, y = rng.normal(size=(2, 3)), rng.normal(size=(2, 2))
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_light_cone_of_one_tick(rule, name):
+    """Every neuron and compartment poked in turn, on MLPs and on graphs with products,
+    max-pooling and LSTM cells (whose shared weights change only at the end of a tick)."""
+    g = GRAPHS[name]()
+    if name == "lstm-gates" and isinstance(rule, (ZIL, FaZIL)):
+        pytest.skip("Z-IL is not defined on the gate-level LSTM")
+    _, x, y = gc.random_case(g, seed=7)
     for warmup in (1, 2):
         base = Simulator(g, seed=2)
         pres = base.present(x, y, rule)
         pres.advance(warmup)
         untouched = copy.deepcopy(pres)
         untouched.advance(1)
-        n_v, n_e = base.state.v.shape[0], base.state.eps.shape[0]
-        targets = [("value", j, f) for j in range(n_v) for f in VALUE_FIELDS]
-        targets += [("error", i, f) for i in range(n_e) for f in ERROR_FIELDS]
-        for kind, index, field in targets:
+        net = base.netlist
+        targets = [("value", j, j, f) for j in range(net.n_value) for f in VALUE_FIELDS]
+        targets += [("error", i, i, f) for i in range(net.n_error) for f in ERROR_FIELDS]
+        targets += [("error", int(net.c_err[c]), c, f) for c in range(net.n_compartments) for f in COMPARTMENT_FIELDS]
+        for kind, neuron, row, field in targets:
             twin = copy.deepcopy(pres)
-            getattr(twin.sim.state, field)[index] += 0.5  # own state changed, nothing emitted
+            getattr(twin.sim.state, field)[row] += 0.5  # own state changed, nothing emitted
             twin.advance(1)
-            problem = _others_equal(twin.sim.state, untouched.sim.state, base.netlist, kind, index)
-            assert problem is None, f"poking {field} of {kind} neuron {index}: {problem}"
+            problem = _others_equal(twin.sim.state, untouched.sim.state, net, kind, neuron)
+            assert problem is None, f"poking {field}[{row}] of {kind} neuron {neuron}: {problem}"
 
 
 def test_light_cone_is_sensitive():
