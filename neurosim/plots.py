@@ -3,43 +3,47 @@
 Every function draws on ``ax`` (a new figure's Axes when ``None``) and returns the
 Axes; nothing is shown, so the module runs under any backend, ``Agg`` (headless)
 included; it does not choose one for you.
-The inputs are *tables*: a dict of equal-length numpy columns or a pandas DataFrame.
+The inputs are the tables of a :class:`~neurosim.monitors.Monitor` (``mon.table(name)``,
+a dict of equal-length numpy columns, or ``mon.frame(name)``, a pandas DataFrame), with
+``mon.vertices`` naming the integer ``vertex`` codes:
 
-events
-    ``tick, kind (0 value neuron, 1 error neuron), neuron, vertex (int index), pos``
-timeline (plasticity)
-    ``tick, step, vertex, neuron, param, delta, cause`` with ``cause`` 0 (the rule's
-    schedule), 1 (the change detector phi), 2 (end of relaxation), 3 (a shared
-    parameter's deferred update)
-traces
-    ``tick`` plus one column per traced quantity, e.g. ``eps[layer1:3]``
-energy
-    ``tick, energy`` with ``E(t) = 1/2 sum_i eps_i(t)^2``
-
-Until the event loop records these itself, :func:`record_presentation` builds them by
-advancing a :class:`~neurosim.engine.simulator.Presentation` one tick at a time, and
-:func:`timeline_table` from a :class:`~neurosim.engine.simulator.LearnResult`.
+``events``
+    ``tick, step, kind (0 value, 1 error, 2 feedback), neuron, vertex, pos``:
+    :func:`plot_raster`.
+``plasticity``
+    ``tick, step, vertex (-1 for a shared parameter's deferred sum), neuron, param,
+    delta, cause`` with ``cause`` 0 (the rule's schedule), 1 (the change detector phi),
+    2 (end of relaxation), 3 (a shared parameter's deferred sum applied):
+    :func:`plot_update_timing`.
+``traces``
+    ``tick, step, energy`` and ``v[vertex:pos]``, ``mu[...]``, ``eps[...]``,
+    ``phi[...]`` (suffix ``@b`` for lane ``b > 0``): :func:`plot_traces`,
+    :func:`plot_energy`, and :func:`error_wave` for :func:`plot_error_wave` and
+    :func:`save_error_wave_gif`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import MaxNLocator
 
 from neurosim.errors import DataError
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 
-CAUSES = {0: "schedule", 1: "phi", 2: "end of relaxation", 3: "shared deferred"}
-EVENT_COLUMNS = ("tick", "kind", "neuron", "vertex", "pos")
-TIMELINE_COLUMNS = ("tick", "step", "vertex", "neuron", "param", "delta", "cause")
-ENERGY_COLUMNS = ("tick", "energy")
+CAUSES = {0: "schedule", 1: "phi", 2: "end of relaxation", 3: "deferred sum"}
+CAUSE_MARKERS = {0: "o", 1: "^", 2: "s", 3: "D"}
+KINDS = {0: ("value", "."), 1: ("error", "x"), 2: ("feedback", "+")}
+EVENT_COLUMNS = ("tick", "step", "kind", "neuron", "vertex", "pos")
+PLASTICITY_COLUMNS = ("tick", "step", "vertex", "neuron", "param", "delta", "cause")
+DEFERRED_LABEL = "shared (deferred)"
 
 
 def columns(table: Any, required: Sequence[str] = ()) -> dict[str, np.ndarray]:
@@ -79,81 +83,128 @@ def _vertex_offsets(vertex: np.ndarray, pos: np.ndarray, n_vertices: int) -> np.
     return np.concatenate([[0], np.cumsum(widths)[:-1]])
 
 
+def _mark_learning(ax: Axes, tick: np.ndarray, step: np.ndarray) -> None:
+    """A dashed vertical line at the tick of each learning step 0 (each presentation's start)."""
+    for t in np.unique(tick[step == 0]):
+        ax.axvline(t, color="grey", ls="--", lw=0.8)
+
+
+def _x_rows(table: dict[str, np.ndarray], x: str) -> tuple[np.ndarray, np.ndarray]:
+    """The x values and the rows to draw: every row against ``tick``, or the learning
+    rows (``step >= 0``) against ``step``."""
+    if x == "tick":
+        return table["tick"], np.ones(len(table["tick"]), bool)
+    if x == "step":
+        return table["step"], table["step"] >= 0
+    raise DataError(f"x must be 'tick' or 'step', got {x!r}")
+
+
 # ---- plots ----------------------------------------------------------------------------
 def plot_raster(events: Any, vertices: Sequence[str], ax: Axes | None = None) -> Axes:
-    """Event raster: one point per event at ``(tick, row)``, coloured by vertex.
+    """Event raster: one point per row of the events table, at ``(tick, row)``, coloured by vertex.
 
-    Rows stack the vertices in index order, each ``max(pos) + 1`` rows high; value
-    neurons' events are dots, error neurons' events crosses. One scatter per
-    (vertex, kind) that has events.
+    Rows stack the vertices in index order, each ``max(pos) + 1`` rows high; a value
+    neuron's belief is a dot, an error neuron's error a cross and its feedback to its
+    parents a plus (:data:`KINDS`). One scatter per (vertex, kind) that has events,
+    with its legend outside the Axes on the right; a dashed line marks each learning
+    step 0 (the prediction phase lies before it).
     """
     ev = columns(events, EVENT_COLUMNS)
     ax = _axes(ax)
     vertex, pos = ev["vertex"].astype(np.int64), ev["pos"].astype(np.int64)
-    row = _vertex_offsets(vertex, pos, len(vertices))[vertex] + pos if vertex.size else pos
+    row = _vertex_offsets(vertex, pos, len(vertices))[vertex] + pos
     colors = _vertex_colors(len(vertices))
     for k, name in enumerate(vertices):
-        for kind, marker, what in ((0, ".", "value"), (1, "x", "error")):
+        for kind, (what, marker) in KINDS.items():
             sel = (vertex == k) & (ev["kind"] == kind)
             if np.any(sel):
                 ax.scatter(ev["tick"][sel], row[sel], s=12, marker=marker, color=colors[k], label=f"{name} {what}")
+    _mark_learning(ax, ev["tick"], ev["step"])
     ax.set_xlabel("tick")
     ax.set_ylabel("neuron (stacked by vertex)")
     ax.set_title("events")
     if ax.collections:
-        ax.legend(fontsize="x-small", loc="best")
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
-def plot_update_timing(timeline: Any, vertices: Sequence[str], ax: Axes | None = None) -> Axes:
-    """When weights changed: one marker per (tick, vertex, cause) with at least one change.
+def plot_update_timing(plasticity: Any, vertices: Sequence[str], ax: Axes | None = None,
+                       size_by_delta: bool = True) -> Axes:
+    """When and where weights changed: markers at ``(learning step, vertex)``, one style per cause.
 
-    The marker's area grows with the number of changes (rows of the timeline) it stands
-    for; one scatter per cause present, labelled with :data:`CAUSES`.
+    Rows are the vertices in index order, then, when the table has rows with vertex -1
+    (a shared parameter's deferred sum applied), one more row labelled
+    :data:`DEFERRED_LABEL`. There is one marker per (cause, step, row) with at least one
+    change, in one scatter per cause present (labels :data:`CAUSES`, markers
+    :data:`CAUSE_MARKERS`); with ``size_by_delta`` its area grows with the sum of
+    ``|delta|`` of those changes, relative to the largest such sum.
     """
-    tl = columns(timeline, TIMELINE_COLUMNS)
+    pl = columns(plasticity, PLASTICITY_COLUMNS)
     ax = _axes(ax)
+    vertex = pl["vertex"].astype(np.int64)
+    row = np.where(vertex >= 0, vertex, len(vertices))
+    keys, inverse = np.unique(np.column_stack([pl["cause"].astype(np.int64), pl["step"].astype(np.int64), row]),
+                              axis=0, return_inverse=True)
+    total = np.bincount(np.ravel(inverse), weights=np.abs(pl["delta"].astype(np.float64)), minlength=len(keys))
+    top = float(total.max()) if total.size else 0.0
+    sizes = 15 + 85 * total / top if size_by_delta and top > 0 else np.full(len(keys), 40.0)
     for cause, name in CAUSES.items():
-        sel = tl["cause"] == cause
-        if not np.any(sel):
-            continue
-        pairs, counts = np.unique(np.column_stack([tl["tick"][sel], tl["vertex"][sel]]).astype(np.int64),
-                                  axis=0, return_counts=True)
-        ax.scatter(pairs[:, 0], pairs[:, 1], s=20 + 10 * np.sqrt(counts), label=name, alpha=0.8)
-    ax.set_yticks(range(len(vertices)), list(vertices))
-    ax.set_xlabel("tick")
+        sel = keys[:, 0] == cause
+        if np.any(sel):
+            ax.scatter(keys[sel, 1], keys[sel, 2], s=sizes[sel], marker=CAUSE_MARKERS[cause], label=name, alpha=0.8)
+    labels = list(vertices) + ([DEFERRED_LABEL] if np.any(vertex < 0) else [])
+    ax.set_yticks(range(len(labels)), labels)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("learning step")
     ax.set_title("weight updates")
     if ax.collections:
         ax.legend(fontsize="x-small", loc="best")
     return ax
 
 
-def plot_traces(traces: Any, ax: Axes | None = None, names: Sequence[str] | None = None) -> Axes:
-    """One line per traced quantity (every non-``tick`` column, or ``names``) against ``tick``."""
-    tr = columns(traces, ("tick",))
-    chosen = [c for c in tr if c != "tick"] if names is None else list(names)
+def plot_traces(traces: Any, ax: Axes | None = None, names: Sequence[str] | None = None,
+                x: str = "tick") -> Axes:
+    """One line per traced quantity: ``names``, or every column but ``tick, step, energy``.
+
+    Against ``tick`` (every row; a dashed line marks each learning step 0) or, with
+    ``x="step"``, against the learning step (rows with ``step >= 0``).
+    """
+    tr = columns(traces, ("tick", "step"))
+    chosen = [c for c in tr if c not in ("tick", "step", "energy")] if names is None else list(names)
     missing = [c for c in chosen if c not in tr]
     if missing:
         raise DataError(f"traces have no column(s) {missing}")
+    xs, rows = _x_rows(tr, x)
     ax = _axes(ax)
     for c in chosen:
-        ax.plot(tr["tick"], tr[c], marker=".", label=c)
-    ax.set_xlabel("tick")
+        ax.plot(xs[rows], tr[c][rows], marker=".", label=c)
+    if x == "tick":
+        _mark_learning(ax, tr["tick"], tr["step"])
+    ax.set_xlabel("tick" if x == "tick" else "learning step")
     ax.set_title("state traces")
     if chosen and len(chosen) <= 12:
         ax.legend(fontsize="x-small", loc="best")
     return ax
 
 
-def plot_energy(energy: Any, ax: Axes | None = None, label: str | None = None, log: bool = True) -> Axes:
-    """The energy ``E(t) = 1/2 sum eps^2`` against ``tick`` (NaN ticks, e.g. held steps, skipped)."""
-    en = columns(energy, ENERGY_COLUMNS)
+def plot_energy(traces: Any, ax: Axes | None = None, x: str = "step", label: str | None = None,
+                log: bool = True) -> Axes:
+    """The ``energy`` column, ``E = 1/2 sum eps^2`` after each tick's error stage.
+
+    Against the learning step (``x="step"``, rows with ``step >= 0``: one presentation's
+    curve is its ``LearnResult.energy``) or against ``tick`` (every row, the prediction
+    phase included). NaN rows (held-error steps) are skipped; the axis is logarithmic
+    when ``log`` and every drawn value is positive.
+    """
+    tr = columns(traces, ("tick", "step", "energy"))
+    xs, rows = _x_rows(tr, x)
+    energy = tr["energy"].astype(np.float64)
+    rows = rows & np.isfinite(energy)
     ax = _axes(ax)
-    ok = np.isfinite(en["energy"])
-    ax.plot(en["tick"][ok], en["energy"][ok], marker="o", label=label)
-    if log and np.all(en["energy"][ok] > 0):
+    ax.plot(xs[rows], energy[rows], marker="o", label=label)
+    if log and np.all(energy[rows] > 0):
         ax.set_yscale("log")
-    ax.set_xlabel("tick")
+    ax.set_xlabel("tick" if x == "tick" else "learning step")
     ax.set_ylabel("energy")
     ax.set_title("energy")
     if label is not None:
@@ -194,58 +245,87 @@ def plot_gradient_match(table: Any, metric: str = "relative_error", ax: Axes | N
     return ax
 
 
+def error_wave(traces: Any, vertices: Sequence[str], lane: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The error wave of a traces table: ``|eps|`` of every traced error neuron, per learning tick.
+
+    Returns ``(wave, neuron_vertex)``: ``wave`` is ``(ticks, n)``, one row per learning
+    tick (``step >= 0``; several presentations follow each other) and one column per
+    ``eps[vertex:pos]`` column of lane ``lane`` (suffix ``@lane`` for ``lane > 0``),
+    ordered by vertex index and then position; ``neuron_vertex`` is each column's
+    vertex index. Raises :class:`DataError` when the table traces no error neuron.
+    """
+    tr = columns(traces, ("tick", "step"))
+    pattern = re.compile(r"eps\[(.+):(\d+)\]" + (f"@{lane}" if lane else ""))
+    found = []
+    for name in tr:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        if match[1] not in vertices:
+            raise DataError(f"traces column {name!r} names no vertex of {list(vertices)}")
+        found.append((list(vertices).index(match[1]), int(match[2]), name))
+    if not found:
+        raise DataError(f"traces have no eps[vertex:pos] columns of lane {lane}; trace error neurons "
+                        "with Monitor(errors=...)")
+    found.sort()
+    learning = tr["step"] >= 0
+    wave = np.abs(np.column_stack([tr[name][learning] for _, _, name in found]).astype(np.float64))
+    return wave, np.array([k for k, _, _ in found], np.int64)
+
+
 def plot_error_wave(wave: np.ndarray, neuron_vertex: np.ndarray, vertices: Sequence[str],
                     ax: Axes | None = None) -> Axes:
-    """Heatmap of ``|eps_i(t)|``: ticks down, error neurons across, vertex borders marked.
+    """Heatmap of ``|eps_i(t)|``: learning ticks down, error neurons across, vertex borders marked.
 
-    ``wave`` is ``(ticks, n_error)`` (:attr:`Recording.wave`), ``neuron_vertex`` the
-    vertex index of each error neuron. The colour scale is logarithmic from 1e-12 of
-    the largest value, so that the front of the wave, where errors first become
-    nonzero, is visible.
+    ``wave`` is ``(ticks, n)`` and ``neuron_vertex`` the vertex index of each column,
+    as :func:`error_wave` returns them (columns grouped by vertex). The colour scale is
+    logarithmic from 1e-12 of the largest value, so that the front of the wave, where
+    errors first become nonzero, is visible; each vertex's columns are labelled with
+    its name.
     """
     wave = np.asarray(wave, np.float64)
+    neuron_vertex = np.asarray(neuron_vertex, np.int64)
     if wave.ndim != 2 or wave.shape[1] != len(neuron_vertex):
         raise DataError(f"wave must be (ticks, {len(neuron_vertex)}), got {wave.shape}")
-    from matplotlib.colors import LogNorm
-
     ax = _axes(ax)
     top = float(np.max(wave)) if wave.size and np.max(wave) > 0 else 1.0
     image = ax.imshow(np.maximum(wave, top * 1e-12), aspect="auto", interpolation="nearest",
                       norm=LogNorm(vmin=top * 1e-12, vmax=top), cmap="magma")
     ax.figure.colorbar(image, ax=ax, label="|eps|")
-    borders = np.flatnonzero(np.diff(np.asarray(neuron_vertex))) + 0.5
-    for b in borders:
-        ax.axvline(b, color="white", lw=0.8)
-    starts = np.concatenate([[-0.5], borders])
-    ends = np.concatenate([borders, [len(neuron_vertex) - 0.5]])
-    present = np.asarray(neuron_vertex)[np.concatenate([[0], np.flatnonzero(np.diff(neuron_vertex)) + 1])] \
-        if len(neuron_vertex) else []
-    ax.set_xticks((starts + ends) / 2, [vertices[int(k)] for k in present])
-    ax.set_ylabel("tick")
+    firsts = np.flatnonzero(np.diff(neuron_vertex)) + 1  # first column of each vertex but the first
+    for b in firsts:
+        ax.axvline(b - 0.5, color="white", lw=0.8)
+    starts = np.concatenate([[0], firsts]) if len(neuron_vertex) else np.zeros(0, np.int64)
+    ends = np.append(starts[1:], len(neuron_vertex))
+    ax.set_xticks((starts + ends - 1) / 2, [vertices[int(k)] for k in neuron_vertex[starts]])
+    ax.set_ylabel("learning step")
     ax.set_title("error wave |eps|")
     return ax
 
 
 def save_error_wave_gif(wave: np.ndarray, neuron_vertex: np.ndarray, vertices: Sequence[str],
                         path: str | Path, fps: int = 2) -> Path:
-    """An animation of :func:`plot_error_wave`'s rows: ``|eps_i|`` per neuron, one frame per tick.
+    """An animation of :func:`plot_error_wave`'s rows: a bar of ``|eps_i|`` per error
+    neuron, coloured by vertex, one frame per learning tick.
 
     Written with matplotlib's ``PillowWriter`` (pillow is a matplotlib dependency).
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     wave = np.asarray(wave, np.float64)
+    if wave.ndim != 2 or not len(wave):
+        raise DataError(f"wave must be (ticks, n) with at least one tick, got {wave.shape}")
     fig, ax = plt.subplots(figsize=(6, 3))
     colors = np.array(_vertex_colors(len(vertices)))[np.asarray(neuron_vertex, np.int64)]
     bars = ax.bar(np.arange(wave.shape[1]), wave[0], color=colors)
-    ax.set_ylim(0, float(np.max(wave)) * 1.05 if wave.size and np.max(wave) > 0 else 1.0)
+    ax.set_ylim(0, float(np.max(wave)) * 1.05 if np.max(wave) > 0 else 1.0)
     ax.set_xlabel("error neuron (coloured by vertex)")
     ax.set_ylabel("|eps|")
 
     def frame(t: int) -> list:
         for bar, h in zip(bars, wave[t]):
             bar.set_height(h)
-        ax.set_title(f"tick {t}")
+        ax.set_title(f"learning step {t}")
         return list(bars)
 
     anim = FuncAnimation(fig, frame, frames=wave.shape[0], blit=False)
@@ -253,102 +333,3 @@ def save_error_wave_gif(wave: np.ndarray, neuron_vertex: np.ndarray, vertices: S
     anim.save(path, writer=PillowWriter(fps=fps))
     plt.close(fig)
     return path
-
-
-# ---- tables from the simulator ------------------------------------------------------------
-@dataclass
-class Recording:
-    """One presentation advanced tick by tick (see :func:`record_presentation`).
-
-    ``wave[t]`` is ``|eps|`` of every error neuron after learning tick ``t`` (lane
-    ``lane``); ``neuron_vertex`` their vertex indices; ``events``, ``traces`` and
-    ``energy`` are tables in the formats of this module; ``result`` the LearnResult.
-    """
-
-    vertices: list[str]
-    wave: np.ndarray
-    neuron_vertex: np.ndarray
-    events: dict[str, np.ndarray]
-    traces: dict[str, np.ndarray]
-    energy: dict[str, np.ndarray]
-    result: Any
-
-
-def record_presentation(sim: Any, x: np.ndarray, y: np.ndarray, rule: Rule, lane: int = 0,
-                        trace: Sequence[tuple[str, int]] = ()) -> Recording:
-    """Present ``(x, y)`` under ``rule``, one learning tick at a time, recording the state.
-
-    After each tick ``t`` it reads ``sim.state.eps`` and ``sim.state.v``: the *events*
-    are the neurons whose value (kind 0) or error (kind 1) changed at ``t`` in lane
-    ``lane``; the *traces* are ``eps[vertex:pos]`` and ``v[vertex:pos]`` for each
-    ``(vertex, pos)`` in ``trace``; the *energy* is ``1/2 sum eps^2`` over every error
-    neuron and lane, which equals ``LearnResult.energy`` (checked by the tests).
-    """
-    net = sim.netlist
-    pres = sim.present(x, y, rule)
-    eps_prev, v_prev = sim.state.eps[:, lane].copy(), sim.state.v[:, lane].copy()
-    waves, energies, ev_rows = [], [], []
-    trace_cols: dict[str, list[float]] = {f"{q}[{v}:{p}]": [] for v, p in trace for q in ("eps", "v")}
-    t = 0
-    while not pres.finished:
-        pres.advance(1)
-        st = sim.state
-        eps, v = st.eps[:, lane].copy(), st.v[:, lane].copy()
-        waves.append(np.abs(eps))
-        energies.append(0.5 * float(np.sum(st.eps.astype(np.float64) ** 2)))
-        for kind, now, before, vert, pos in ((0, v, v_prev, net.v_vertex, net.v_pos),
-                                             (1, eps, eps_prev, net.e_vertex, net.e_pos)):
-            idx = np.flatnonzero(now != before)
-            ev_rows.append(np.column_stack([np.full(idx.size, t), np.full(idx.size, kind), idx, vert[idx], pos[idx]]))
-        for vname, p in trace:
-            trace_cols[f"eps[{vname}:{p}]"].append(float(eps[net.error_neuron(vname, p)]))
-            trace_cols[f"v[{vname}:{p}]"].append(float(v[net.value_neuron(vname, p)]))
-        eps_prev, v_prev = eps, v
-        t += 1
-    result = pres.finish()
-    rows = np.concatenate(ev_rows).astype(np.int64) if ev_rows else np.zeros((0, 5), np.int64)
-    ticks = np.arange(t)
-    return Recording(
-        vertices=list(net.vertices),
-        wave=np.array(waves) if waves else np.zeros((0, net.n_error)),
-        neuron_vertex=np.asarray(net.e_vertex, np.int64),
-        events={c: rows[:, i] for i, c in enumerate(EVENT_COLUMNS)},
-        traces={"tick": ticks, **{k: np.array(v) for k, v in trace_cols.items()}},
-        energy={"tick": ticks, "energy": np.array(energies)},
-        result=result,
-    )
-
-
-def timeline_table(result: Any, rule: Rule) -> dict[str, np.ndarray]:
-    """The plasticity timeline of a LearnResult, one row per update of an error neuron.
-
-    Fa-Z-IL: one row per phi firing (cause 1, at the firing's step). Z-IL: every
-    error neuron at its trigger step ``l`` (or ``update_step``), IL every error neuron
-    at ``t_c`` (cause 0, the schedule); Strict PC and FixedPred every error neuron at
-    the end of relaxation ``n`` (cause 2). ``param`` is -1 and ``delta`` NaN: a LearnResult keeps only the summed
-    change per parameter, not which step made it.
-    """
-    net = result.netlist
-    if isinstance(rule, FaZIL):
-        f = result.firings
-        tick, vertex, neuron, cause = f[:, 0], f[:, 1], f[:, 2], np.ones(len(f), np.int64)
-    else:
-        if isinstance(rule, ZIL):
-            neurons = np.flatnonzero(net.e_trigger >= 0)
-            tick = net.e_trigger[neurons] if rule.update_step is None else np.full(neurons.size, rule.update_step)
-            cause = np.zeros(neurons.size, np.int64)
-        elif isinstance(rule, IL):
-            neurons = np.arange(net.n_error)
-            tick, cause = np.full(neurons.size, rule.t_c), np.zeros(neurons.size, np.int64)
-        elif isinstance(rule, (StrictPC, FixedPred)):
-            neurons = np.arange(net.n_error)
-            tick, cause = np.full(neurons.size, result.steps - 1), np.full(neurons.size, 2)
-        else:
-            raise DataError(f"no timeline for rule {type(rule).__name__}")
-        vertex, neuron = net.e_vertex[neurons], net.e_pos[neurons]
-    n = len(tick)
-    return {
-        "tick": np.asarray(tick, np.int64), "step": np.asarray(tick, np.int64),
-        "vertex": np.asarray(vertex, np.int64), "neuron": np.asarray(neuron, np.int64),
-        "param": np.full(n, -1, np.int64), "delta": np.full(n, np.nan), "cause": np.asarray(cause, np.int64),
-    }
