@@ -33,7 +33,8 @@ assert pathlib.Path(neurosim.__file__).resolve().parent == pathlib.Path({str(ROO
 def test_the_notebooks_are_found():
     # an empty glob would leave the parametrized tests below with nothing to run
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_single_neuron_relaxation.ipynb", "02_zil_error_wave.ipynb", "03_fazil_phi_detector.ipynb"} <= names
+    assert {"01_single_neuron_relaxation.ipynb", "02_zil_error_wave.ipynb", "03_fazil_phi_detector.ipynb",
+            "04_lstm_pc_vs_backprop.ipynb"} <= names
 
 
 @needs_jupyter
