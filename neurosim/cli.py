@@ -13,7 +13,9 @@ printed as one line ``error: ...`` on stderr with exit status 2, never as a trac
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +120,8 @@ def train(ctx: click.Context, config_file: str | None, no_progress: bool, **opti
     backprop side by side; the run (config.json, metrics.csv, params_*.npz) is saved
     under runs/.
     """
-    try:
+    with _one_line_errors(ctx):
         result = _train(config_file, options, progress=not no_progress)
-    except NeurosimError as exc:
-        click.echo(f"error: {_one_line(exc)}", err=True)
-        ctx.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted; no run directory was written", err=True)
-        ctx.exit(130)
     click.echo(f"run saved to {result.run_dir}")
 
 
@@ -151,7 +147,7 @@ def experiment(ctx: click.Context, name: str | None, list_: bool, full: bool, ou
         for key, module in EXPERIMENTS.items():
             click.echo(f"{key:10s} {module.DESCRIPTION}")
         return
-    try:
+    with _one_line_errors(ctx):
         if name is None:
             raise ConfigError(f"name an experiment ({', '.join(EXPERIMENTS)}) or pass --list")
         overrides = dict(_assignment(a) for a in assignments)
@@ -159,12 +155,6 @@ def experiment(ctx: click.Context, name: str | None, list_: bool, full: bool, ou
                                             ("seeds", list(seeds) or None)) if v is not None})
         target = out if out is not None else default_run_dir(f"experiment-{name}", Path("runs"))
         path = run_experiment(name, target, full=full, overrides=overrides, log=click.echo)
-    except NeurosimError as exc:
-        click.echo(f"error: {_one_line(exc)}", err=True)
-        ctx.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted; no run directory was written", err=True)
-        ctx.exit(130)
     click.echo(f"run saved to {path}")
 
 
@@ -189,6 +179,19 @@ def _load_toml_text(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _one_line_errors(ctx: click.Context) -> Iterator[None]:
+    """A neurosim error becomes one ``error: ...`` line and exit status 2; an interrupt, 130."""
+    try:
+        yield
+    except NeurosimError as exc:
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        ctx.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; no run directory was written", err=True)
+        ctx.exit(130)
 
 
 def _one_line(exc: BaseException) -> str:
