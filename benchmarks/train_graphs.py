@@ -22,6 +22,7 @@ from pathlib import Path
 import common  # noqa: F401  (puts the repository first on sys.path)
 
 from neurosim.cli import _load_toml
+from neurosim.recording import read_metrics
 from neurosim.training import TrainConfig, train
 
 RUNS = {
@@ -54,7 +55,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small slices (a few minutes in all)")
     parser.add_argument("--only", nargs="+", choices=sorted(RUNS), help="run only these")
     parser.add_argument("--figure", default=None, help="where to write the figure (default: in the results folder)")
+    parser.add_argument("--replot", metavar="DIR", help="only redraw the figure from the runs saved in DIR")
     args = parser.parse_args()
+    if args.replot:
+        histories = {}
+        for run in sorted(Path(args.replot).iterdir()):
+            if (run / "metrics.csv").exists():
+                rule = json.loads((run / "config.json").read_text())["rule"]["rule"]
+                histories[run.name] = (rule, read_metrics(run / "metrics.csv"))
+        _figure(histories, Path(args.figure or Path(args.replot) / "loss_curves.png"))
+        return
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = common.RESULTS_DIR / "train_graphs" / stamp
     rows, histories = [], {}
@@ -79,12 +89,16 @@ def _figure(histories: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    histories = {k: v for k, v in histories.items() if len(v[1]) > 1}  # a curve needs two epochs
+    if not histories:
+        return
     fig, axes = plt.subplots(1, len(histories), figsize=(3.2 * len(histories), 3), squeeze=False)
     for ax, (name, (rule, history)) in zip(axes[0], histories.items()):
         epochs = [h["epoch"] for h in history]
         ax.plot(epochs, [h["train_loss_bp"] for h in history], "o-", lw=3, alpha=0.4, label="backprop")
         ax.plot(epochs, [h["train_loss_pc"] for h in history], "x--", color="k", label=f"{rule} (event loop)")
         ax.set_title(name, fontsize=9)
+        ax.ticklabel_format(useOffset=False, axis="y")
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("training loss per sample")

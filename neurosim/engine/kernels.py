@@ -90,7 +90,8 @@ class StateArrays(NamedTuple):
     ``[slot, group]``: the wake group is already woken then.
 
     Plasticity: ``theta`` (parameters, then constants), ``saved`` (entries of theta
-    that changed in this presentation), ``theta_saved`` (their values before it, to
+    that changed in this presentation; ``e_saved`` per error neuron, where no entry is
+    shared), ``theta_saved`` (their values before it, to
     undo a diverged run), ``applied`` (sum of the changes made during the presentation,
     valid where ``saved``), ``deferred`` (changes of shared parameters held until their
     last trigger), ``pending`` (per compartment and lane, the ``g`` it learns with at
@@ -123,6 +124,7 @@ class StateArrays(NamedTuple):
     theta: np.ndarray
     theta_saved: np.ndarray
     saved: np.ndarray
+    e_saved: np.ndarray
     applied: np.ndarray
     deferred: np.ndarray
     pending: np.ndarray
@@ -140,7 +142,8 @@ class Policy(NamedTuple):
     ``mode`` (predict or learn), ``fixed`` (fixed predictions), ``gamma`` (inference
     step), ``alpha`` (learning rate), ``update_kind`` and its arguments ``trigger``
     (per error neuron, learning step of its update), ``t_d`` (phi's window),
-    ``detector`` (DETECTOR_SONG or DETECTOR_FEEDBACK), ``cause`` (what triggers this
+    ``detector`` (DETECTOR_SONG or DETECTOR_FEEDBACK), ``shares`` (some learnable entry
+    of theta is read by several synapses or biases), ``cause`` (what triggers this
     rule's updates, ``CAUSE_*``, for the plasticity timeline), ``defer_step`` (per entry of
     theta: the learning step at whose end its accumulated changes apply, -1: at once),
     ``defer_params`` (the entries with a ``defer_step``), ``defer_wake`` (the error
@@ -163,6 +166,7 @@ class Policy(NamedTuple):
     trigger: np.ndarray
     t_d: int
     detector: int
+    shares: bool
     cause: int
     defer_step: np.ndarray
     defer_params: np.ndarray

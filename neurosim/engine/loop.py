@@ -260,10 +260,10 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
             for i in range(lo, hi):
                 c0, c1 = net.e_comp_ptr[i], net.e_comp_ptr[i + 1]
                 for c in range(c0, c1):
+                    bias = 0.0
+                    for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
+                        bias += theta[net.c_bias[q]]
                     for b in range(B):
-                        bias = 0.0
-                        for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
-                            bias += theta[net.c_bias[q]]
                         st.a[c, b] = bias
                     for r in range(net.fr_ptr[c], net.fr_ptr[c + 1]):
                         s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
@@ -473,40 +473,87 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
     ``c``, ``bias += alpha sum_b g_cb``. Where a parameter is shared, the changes of all
     its synapses meet in one entry of theta: the one step that is not local (run
     serially, so that the sum has a fixed order)."""
-    B = st.pending.shape[1]
     shared, s_param, alpha = net.s_param.shape[0] > 0, net.s_param, pol.alpha
-    defer_step, record, cause = pol.defer_step, rec.pl.shape[0] > 0, pol.cause
+    shares, defer_step, record = pol.shares, pol.defer_step, rec.pl.shape[0] > 0
+    theta, saved, theta_saved, applied = st.theta, st.saved, st.theta_saved, st.applied
     count = _block_size(st.learning.shape[0], block, blocks)
     for k in range(count):
         i = _block_member(k, count, block, blocks, False)
         if i >= st.learning.shape[0] or not st.learning[i]:
             continue
+        if record:  # the plasticity monitor, before anything changes
+            _plasticity_rows(net, st, rec, T, i, alpha, pol.cause, back)
+        # Where no entry is shared, neuron i's entries are its own: its first change in
+        # the presentation is known per neuron, outside the synapse loops.
+        first = not st.e_saved[i]
+        st.e_saved[i] = 1
         for c in range(net.e_comp_ptr[i], net.e_comp_ptr[i + 1]):
             if not net.c_plastic[c]:
                 continue
             for r in range(net.fr_ptr[c], net.fr_ptr[c + 1]):
                 s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
-                for q in range(n):
-                    acc = 0.0
-                    for b in range(B):
-                        acc += st.pending[c, b] * st.x_line[sl, p0 + q, b]
-                    p = s_param[s0 + q] if shared else s0 + q
-                    if record:  # the plasticity monitor
-                        _plasticity_row(rec, T, i, p, cause, alpha * acc)
-                    _change(st, defer_step, p, alpha * acc)
+                if shares:
+                    for q in range(n):
+                        _change(st, defer_step, s_param[s0 + q] if shared else s0 + q,
+                                alpha * _learning_signal(st, c, sl, p0 + q))
+                elif first:
+                    for q in range(n):
+                        p = s_param[s0 + q] if shared else s0 + q
+                        d = alpha * _learning_signal(st, c, sl, p0 + q)
+                        saved[p] = 1
+                        theta_saved[p] = theta[p]
+                        applied[p] = d
+                        theta[p] += d
+                else:
+                    for q in range(n):
+                        p = s_param[s0 + q] if shared else s0 + q
+                        d = alpha * _learning_signal(st, c, sl, p0 + q)
+                        applied[p] += d
+                        theta[p] += d
             for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
-                acc = 0.0
-                for b in range(B):
-                    acc += st.pending[c, b]
-                if record:
-                    _plasticity_row(rec, T, i, net.c_bias[q], cause, alpha * acc)
-                _change(st, defer_step, net.c_bias[q], alpha * acc)
+                _change(st, defer_step, net.c_bias[q], alpha * _bias_signal(st, c))
         _wake_changed(net, st, i, nxt)
         group = net.e_share_group[i]
         if group >= 0 and not st.sg_marked[group]:  # the shared weights of every member changed
             st.sg_marked[group] = 1
             for m in range(net.sg_ptr[group], net.sg_ptr[group + 1]):
                 _wake_changed(net, st, net.sg_members[m], nxt)
+
+
+@numba.njit(cache=True, inline="always")
+def _learning_signal(st: StateArrays, c: int, slot: int, pre: int) -> float:
+    """``sum_b g_cb x_b``: what a synapse of compartment ``c`` learns from (its error
+    neuron's pending ``g`` and the signal it received)."""
+    acc = 0.0
+    for b in range(st.pending.shape[1]):
+        acc += st.pending[c, b] * st.x_line[slot, pre, b]
+    return acc
+
+
+@numba.njit(cache=True, inline="always")
+def _bias_signal(st: StateArrays, c: int) -> float:
+    """``sum_b g_cb``: what a bias of compartment ``c`` learns from."""
+    acc = 0.0
+    for b in range(st.pending.shape[1]):
+        acc += st.pending[c, b]
+    return acc
+
+
+@numba.njit(cache=True)
+def _plasticity_rows(net: NetArrays, st: StateArrays, rec: Recorders, T: int, i: int, alpha: float,
+                     cause: int, back: np.ndarray) -> None:
+    """The plasticity monitor's rows for error neuron ``i``'s changes this tick."""
+    shared = net.s_param.shape[0] > 0
+    for c in range(net.e_comp_ptr[i], net.e_comp_ptr[i + 1]):
+        if not net.c_plastic[c]:
+            continue
+        for r in range(net.fr_ptr[c], net.fr_ptr[c + 1]):
+            s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
+            for q in range(n):
+                p = net.s_param[s0 + q] if shared else s0 + q
+                _plasticity_row(rec, T, i, p, cause, alpha * _learning_signal(st, c, sl, p0 + q))
+        for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
+            _plasticity_row(rec, T, i, net.c_bias[q], cause, alpha * _bias_signal(st, c))
 
 
 @numba.njit(cache=True, inline="always")

@@ -142,6 +142,12 @@ class Simulator:
         self.stale = True  # no neuron has computed from the current parameters yet
         self.tick = 0
         self.inputs = [v for v in self.netlist.vertices if graph.nodes[v]["op"] == "input"]
+        self.n_exact = exact_steps(graph)
+        # read-only policy defaults, shared by every chunk
+        self._no_trigger = np.full(self.netlist.n_error, -1, np.int64)
+        self._no_deferral = np.full(self.netlist.n_theta, -1, np.int64)
+        self._none = np.zeros(0, np.int64)
+        self._deferrals: dict[tuple[str, int], dict] = {}
         self.outputs = output_vertices(graph)
 
     # ---- parameters -------------------------------------------------------------
@@ -272,13 +278,42 @@ class Simulator:
         numba.set_num_threads(self.threads)
         return run_ticks_parallel(self.net, self.state, pol, rec, self.netlist.shares_params)
 
+    def _deferral(self, rule: str, ticks: int = 0) -> dict:
+        """Policy fields holding back shared parameters' changes (none where nothing is shared).
+
+        Z-IL: a parameter read at several trigger steps applies its sum at the end of the
+        last one. Fa-Z-IL: no schedule says when a shared parameter's last trigger is, so
+        a parameter read by several vertices applies its sum at the end of the
+        presentation (``ticks``).
+        """
+        net = self.netlist
+        if not net.shares_params:
+            return {}
+        key = (rule, ticks)
+        if key in self._deferrals:
+            return self._deferrals[key]
+        learnable = np.arange(net.n_theta) < net.n_params
+        if rule == "zil":
+            shared = (net.p_trigger_lo != net.p_trigger_hi) & learnable
+            step = net.p_trigger_hi
+        else:
+            shared = (net.p_vertices > 1) & learnable
+            step = np.full(net.n_theta, ticks - 1)
+        readers = np.zeros(net.n_error, bool)
+        readers[net.s_error[shared[net.synapse_params]]] = True
+        bias_comp = np.repeat(np.arange(net.n_compartments), np.diff(net.c_bias_ptr))
+        readers[net.c_err[bias_comp[shared[net.c_bias]]]] = True
+        self._deferrals[key] = dict(defer_step=np.where(shared, step, -1).astype(np.int64),
+                                    defer_params=np.flatnonzero(shared).astype(np.int64),
+                                    defer_wake=np.flatnonzero(readers).astype(np.int64))
+        return self._deferrals[key]
+
     def _policy(self, mode: int, **kw: object) -> Policy:
         base = dict(
             mode=mode, fixed=False, gamma=1.0, alpha=0.0, update_kind=UPDATE_NONE,
-            trigger=np.full(self.netlist.n_error, -1, np.int64), t_d=1, detector=DETECTOR_SONG,
-            cause=CAUSE_SCHEDULE,
-            defer_step=np.full(self.netlist.n_theta, -1, np.int64), defer_params=np.zeros(0, np.int64),
-            defer_wake=np.zeros(0, np.int64), held_step=-1,
+            trigger=self._no_trigger, t_d=1, detector=DETECTOR_SONG,
+            cause=CAUSE_SCHEDULE, shares=self.netlist.shares_params,
+            defer_step=self._no_deferral, defer_params=self._none, defer_wake=self._none, held_step=-1,
             tick0=self.tick, learn_tick0=self.tick, n_ticks=0, last_error_only=False,
             force_tick=-1, stop_when_quiet=False, all_active=False, reverse=False,
             max_energy_ratio=np.inf, blocks=self.threads,
@@ -345,6 +380,7 @@ class Presentation:
         st.last_change[:] = _NEVER
         st.spent[:] = 0
         st.saved[:] = 0
+        st.e_saved[:] = 0
         sim._clamp(targets)
         if isinstance(rule, ZIL) and rule.init_noise > 0:
             self._perturb_beliefs(rule.init_noise, rule.noise_seed)
@@ -382,16 +418,12 @@ class Presentation:
                 trig = np.where(net.e_trigger >= 0, rule.update_step, -1).astype(np.int64)
             last = int(trig.max())
             if rule.shared_updates == "deferred" and rule.update_step is None:
-                # a parameter read at several trigger steps applies its sum after the last one
-                shared = (net.p_trigger_lo != net.p_trigger_hi) & (np.arange(net.n_theta) < net.n_params)
-                kw.update(self._deferral(shared, net.p_trigger_hi))
+                kw.update(sim._deferral("zil"))
             kw.update(gamma=rule.gamma, update_kind=UPDATE_AT_TRIGGER, trigger=trig)
             return UPDATE_AT_TRIGGER, last + 1, kw
         if isinstance(rule, FaZIL):
-            ticks = rule.ticks if rule.ticks is not None else exact_steps(sim.graph)
-            # no schedule says when a shared parameter's last trigger is: the end of the presentation
-            shared = (net.p_vertices > 1) & (np.arange(net.n_theta) < net.n_params)
-            kw.update(self._deferral(shared, np.full(net.n_theta, ticks - 1)))
+            ticks = rule.ticks if rule.ticks is not None else sim.n_exact
+            kw.update(sim._deferral("fazil", ticks))
             detector = DETECTOR_FEEDBACK if rule.detector == "feedback" else DETECTOR_SONG
             kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d, detector=detector, cause=CAUSE_PHI)
             return UPDATE_PHI, ticks, kw
@@ -399,22 +431,10 @@ class Presentation:
             kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=rule.n, cause=CAUSE_RELAXED)
             return UPDATE_HELD, rule.n + 1, kw
         if isinstance(rule, FixedPred):
-            n = rule.n if rule.n is not None else exact_steps(sim.graph)
+            n = rule.n if rule.n is not None else sim.n_exact
             kw.update(gamma=rule.eta, update_kind=UPDATE_HELD, held_step=n, fixed=True, cause=CAUSE_RELAXED)
             return UPDATE_HELD, n + 1, kw
         raise ConfigError(f"the event loop has no policy for rule {type(rule).__name__}")
-
-    def _deferral(self, shared: np.ndarray, step: np.ndarray) -> dict:
-        """Policy fields deferring the entries ``shared`` of theta to the end of ``step``."""
-        net = self.sim.netlist
-        defer_step = np.where(shared, step, -1).astype(np.int64)
-        params = np.flatnonzero(shared).astype(np.int64)
-        readers = np.zeros(net.n_error, bool)
-        syn_params = net.synapse_params
-        readers[net.s_error[shared[syn_params]]] = True
-        bias_comp = np.repeat(np.arange(net.n_compartments), np.diff(net.c_bias_ptr))
-        readers[net.c_err[bias_comp[shared[net.c_bias]]]] = True
-        return dict(defer_step=defer_step, defer_params=params, defer_wake=np.flatnonzero(readers).astype(np.int64))
 
     def _perturb_beliefs(self, sigma: float, seed: int) -> None:
         """Song et al.'s C1 broken: Gaussian noise on every hidden belief at the start of

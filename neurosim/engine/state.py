@@ -35,6 +35,7 @@ def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
         eg_marked=np.zeros((D, len(net.eg_ptr) - 1), np.uint8),
         vg_marked=np.zeros((D, len(net.vg_ptr) - 1), np.uint8),
         theta=theta, theta_saved=np.zeros_like(theta), saved=np.zeros(len(theta), np.uint8),
+        e_saved=np.zeros(n_e, np.uint8),
         applied=np.zeros_like(theta), deferred=np.zeros_like(theta), pending=np.zeros((n_c, lanes), dtype),
         learning=np.zeros(n_e, np.uint8), sg_marked=np.zeros(len(net.sg_ptr) - 1, np.uint8), fired=np.zeros((n_e, lanes), np.uint8),
         v_next=np.zeros((n_v, lanes), dtype),
