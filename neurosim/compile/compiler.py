@@ -169,24 +169,18 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     readers_c = np.concatenate([s_post, np.repeat(np.arange(n_c), np.diff(c_bias_ptr))]).astype(np.int64)
     readers_p = np.concatenate([s_param, c_bias]).astype(np.int64)
     shares = bool(np.any(np.bincount(readers_p[readers_p < n_params], minlength=n_params) > 1))
-    trig = e_trigger[c_err[readers_c]] if n_c else np.zeros(0, np.int32)
-    p_lo = np.full(n_theta, np.iinfo(np.int32).max, np.int64)
-    p_hi = np.full(n_theta, -1, np.int64)
-    np.minimum.at(p_lo, readers_p, trig)
-    np.maximum.at(p_hi, readers_p, trig)
-    # ... per parameter (a named tensor): every entry takes its parameter's values
-    tensor = np.repeat(np.arange(len(param_index) + len(constants)),
-                       [int(np.prod(s)) for _, s in param_index.values()] + [1] * len(constants))
-    n_tensors = int(tensor.max()) + 1 if n_theta else 0
+    # per parameter (a named tensor): the first and last trigger, and how many vertices read it
+    n_tensors = len(param_index)
+    learn = readers_p < n_params
+    tensor = np.repeat(np.arange(n_tensors), [int(np.prod(s)) for _, s in param_index.values()])[readers_p[learn]]
+    trig = e_trigger[c_err[readers_c[learn]]].astype(np.int64)
     t_lo = np.full(n_tensors, np.iinfo(np.int32).max, np.int64)
     t_hi = np.full(n_tensors, -1, np.int64)
-    np.minimum.at(t_lo, tensor, p_lo)
-    np.maximum.at(t_hi, tensor, p_hi)
-    p_lo, p_hi = t_lo[tensor], t_hi[tensor]
-    p_lo[p_hi < 0] = -1
-    pairs = np.unique(np.stack([tensor[readers_p], c_vertex_arr[readers_c]]), axis=1) if len(readers_p) \
-        else np.zeros((2, 0), np.int64)
-    p_vertices = np.bincount(pairs[0], minlength=n_tensors).astype(np.int32)[tensor]
+    np.minimum.at(t_lo, tensor, trig)
+    np.maximum.at(t_hi, tensor, trig)
+    t_lo[t_hi < 0] = -1
+    pairs = np.unique(np.stack([tensor, c_vertex_arr[readers_c[learn]].astype(np.int64)]), axis=1)
+    t_vertices = np.bincount(pairs[0], minlength=n_tensors).astype(np.int32)
 
     share_group, sg_ptr, sg_members = share_groups(n_e, c_err[readers_c], readers_p, n_params)
 
@@ -224,7 +218,7 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         n_params=n_params, param_index=param_index,
         constants=np.array(sorted(constants, key=constants.get), np.float64),
         shares_params=shares, triggers_defined=triggers is not None,
-        p_trigger_lo=p_lo.astype(np.int32), p_trigger_hi=p_hi.astype(np.int32), p_vertices=p_vertices,
+        param_trigger_lo=t_lo.astype(np.int32), param_trigger_hi=t_hi.astype(np.int32), param_vertices=t_vertices,
         vg_ptr=e_wake[0], vg_members=e_wake[1], e_vg_ptr=e_wake[2], e_vg=e_wake[3], e_vg_delay=e_wake[4],
         eg_ptr=v_wake[0], eg_members=v_wake[1], v_eg_ptr=v_wake[2], v_eg=v_wake[3], v_eg_delay=v_wake[4],
     )

@@ -116,11 +116,11 @@ class Netlist:
     constants: np.ndarray = field(default_factory=lambda: np.zeros(0))
     shares_params: bool = False  # some learnable entry is read by several synapses or biases
     triggers_defined: bool = True  # Z-IL's trigger steps exist on this graph
-    # per entry of theta: first and last Z-IL trigger of the vertices that read its
-    # parameter (the named tensor it belongs to; -1: none) and how many vertices read it
-    p_trigger_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    p_trigger_hi: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    p_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    # per parameter (in param_index order): first and last Z-IL trigger of the vertices
+    # that read it (-1: none) and how many vertices read it
+    param_trigger_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    param_trigger_hi: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    param_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     # wake groups (see compiler.receiver_groups): value-neuron groups reached by error
     # neurons' feedback, error-neuron groups reached by value neurons' signals
     vg_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
@@ -148,6 +148,11 @@ class Netlist:
     def n_compartments(self) -> int:
         """Number of compartments (one per error neuron, except for products, max-pooling and LSTMs)."""
         return len(self.c_err)
+
+    def per_entry(self, values: np.ndarray, constants: int) -> np.ndarray:
+        """A per-parameter array spread over the entries of theta (``constants`` for the constants)."""
+        sizes = [int(np.prod(shape)) for _, shape in self.param_index.values()]
+        return np.concatenate([np.repeat(values, sizes), np.full(len(self.constants), constants, values.dtype)])
 
     @property
     def n_theta(self) -> int:

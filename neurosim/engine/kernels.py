@@ -94,7 +94,7 @@ class StateArrays(NamedTuple):
     shared), ``theta_saved`` (their values before it, to
     undo a diverged run), ``applied`` (sum of the changes made during the presentation,
     valid where ``saved``), ``deferred`` (changes of shared parameters held until their
-    last trigger), ``pending`` (per compartment and lane, the ``g`` it learns with at
+    last trigger; empty where nothing is shared), ``pending`` (per compartment and lane, the ``g`` it learns with at
     the end of this tick, 0 where it does not), ``learning`` (error neurons that learn
     this tick), ``sg_marked`` (share groups already woken by this tick's plasticity),
     ``fired`` (phi's firings this tick). ``v_next`` is each value
@@ -145,7 +145,8 @@ class Policy(NamedTuple):
     ``detector`` (DETECTOR_SONG or DETECTOR_FEEDBACK), ``shares`` (some learnable entry
     of theta is read by several synapses or biases), ``cause`` (what triggers this
     rule's updates, ``CAUSE_*``, for the plasticity timeline), ``defer_step`` (per entry of
-    theta: the learning step at whose end its accumulated changes apply, -1: at once),
+    theta: the learning step at whose end its accumulated changes apply, -1: at once;
+    empty where nothing is shared),
     ``defer_params`` (the entries with a ``defer_step``), ``defer_wake`` (the error
     neurons that read them, woken when they change),
     ``held_step`` (learning step of the held-error update), then the schedule:

@@ -159,7 +159,7 @@ def _error_blocks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
         _error_block(net, st, pol, rec, T, back, ahead, np.int64(c), pol.blocks)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _pair_sum(c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: int) -> float:
     """``sum_k f(a_{c0+2k}) f(a_{c0+2k+1})`` over the compartments ``c0..c1``."""
     s = 0.0
@@ -168,7 +168,7 @@ def _pair_sum(c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: int) -> flo
     return s
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _combine(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: int) -> float:
     """The prediction ``mu`` of an error neuron from its compartments ``c0..c1`` (see
     :mod:`neurosim.compile.netlist` for the kinds)."""
@@ -185,7 +185,7 @@ def _combine(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: i
     return act_scalar(c_act[o], a[o, b]) * np.tanh(_pair_sum(c_act, a, c0, o, b))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _local_derivative(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, c: int, b: int) -> float:
     """``d mu / d a_c``: how the prediction depends on compartment ``c`` (its Jacobian)."""
     if kind == KIND_SINGLE:
@@ -495,11 +495,11 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
                 if shares:
                     for q in range(n):
                         _change(st, defer_step, s_param[s0 + q] if shared else s0 + q,
-                                alpha * _learning_signal(st, c, sl, p0 + q))
+                                alpha * _learning_signal(st.pending, st.x_line, c, sl, p0 + q))
                 elif first:
                     for q in range(n):
                         p = s_param[s0 + q] if shared else s0 + q
-                        d = alpha * _learning_signal(st, c, sl, p0 + q)
+                        d = alpha * _learning_signal(st.pending, st.x_line, c, sl, p0 + q)
                         saved[p] = 1
                         theta_saved[p] = theta[p]
                         applied[p] = d
@@ -507,11 +507,21 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
                 else:
                     for q in range(n):
                         p = s_param[s0 + q] if shared else s0 + q
-                        d = alpha * _learning_signal(st, c, sl, p0 + q)
+                        d = alpha * _learning_signal(st.pending, st.x_line, c, sl, p0 + q)
                         applied[p] += d
                         theta[p] += d
             for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
-                _change(st, defer_step, net.c_bias[q], alpha * _bias_signal(st, c))
+                p, d = net.c_bias[q], alpha * _bias_signal(st.pending, c)
+                if shares:
+                    _change(st, defer_step, p, d)
+                elif first:
+                    saved[p] = 1
+                    theta_saved[p] = theta[p]
+                    applied[p] = d
+                    theta[p] += d
+                else:
+                    applied[p] += d
+                    theta[p] += d
         _wake_changed(net, st, i, nxt)
         group = net.e_share_group[i]
         if group >= 0 and not st.sg_marked[group]:  # the shared weights of every member changed
@@ -520,26 +530,26 @@ def _commit_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, 
                 _wake_changed(net, st, net.sg_members[m], nxt)
 
 
-@numba.njit(cache=True, inline="always")
-def _learning_signal(st: StateArrays, c: int, slot: int, pre: int) -> float:
+@numba.njit(cache=True)
+def _learning_signal(pending: np.ndarray, x_line: np.ndarray, c: int, slot: int, pre: int) -> float:
     """``sum_b g_cb x_b``: what a synapse of compartment ``c`` learns from (its error
     neuron's pending ``g`` and the signal it received)."""
     acc = 0.0
-    for b in range(st.pending.shape[1]):
-        acc += st.pending[c, b] * st.x_line[slot, pre, b]
-    return acc
-
-
-@numba.njit(cache=True, inline="always")
-def _bias_signal(st: StateArrays, c: int) -> float:
-    """``sum_b g_cb``: what a bias of compartment ``c`` learns from."""
-    acc = 0.0
-    for b in range(st.pending.shape[1]):
-        acc += st.pending[c, b]
+    for b in range(pending.shape[1]):
+        acc += pending[c, b] * x_line[slot, pre, b]
     return acc
 
 
 @numba.njit(cache=True)
+def _bias_signal(pending: np.ndarray, c: int) -> float:
+    """``sum_b g_cb``: what a bias of compartment ``c`` learns from."""
+    acc = 0.0
+    for b in range(pending.shape[1]):
+        acc += pending[c, b]
+    return acc
+
+
+@numba.njit(cache=True, inline="always")
 def _plasticity_rows(net: NetArrays, st: StateArrays, rec: Recorders, T: int, i: int, alpha: float,
                      cause: int, back: np.ndarray) -> None:
     """The plasticity monitor's rows for error neuron ``i``'s changes this tick."""
@@ -551,9 +561,9 @@ def _plasticity_rows(net: NetArrays, st: StateArrays, rec: Recorders, T: int, i:
             s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
             for q in range(n):
                 p = net.s_param[s0 + q] if shared else s0 + q
-                _plasticity_row(rec, T, i, p, cause, alpha * _learning_signal(st, c, sl, p0 + q))
+                _plasticity_row(rec, T, i, p, cause, alpha * _learning_signal(st.pending, st.x_line, c, sl, p0 + q))
         for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
-            _plasticity_row(rec, T, i, net.c_bias[q], cause, alpha * _bias_signal(st, c))
+            _plasticity_row(rec, T, i, net.c_bias[q], cause, alpha * _bias_signal(st.pending, c))
 
 
 @numba.njit(cache=True, inline="always")
@@ -564,7 +574,7 @@ def _wake_changed(net: NetArrays, st: StateArrays, i: int, nxt: int) -> None:
         _wake_group(st.val_wake, st.vg_marked, net.vg_ptr, net.vg_members, net.e_vg[q], nxt)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _apply_deferred(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int, nxt: int) -> bool:
     """At the end of learning step ``t``, the shared parameters whose last trigger it was
     take their accumulated change; the error neurons that read them wake. Returns
@@ -611,7 +621,7 @@ def _plasticity_row(rec: Recorders, T: int, neuron: int, p: int, cause: int, d: 
         rec.pl_n[0] = k + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _monitors_full(rec: Recorders) -> bool:
     """Whether one more tick might not fit in a monitor's buffer (then the chunk stops
     and Python flushes the buffers)."""
@@ -622,7 +632,7 @@ def _monitors_full(rec: Recorders) -> bool:
     return rec.tr_tick.shape[0] > 0 and rec.tr_n[0] >= rec.tr_tick.shape[0]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _trace_errors(st: StateArrays, rec: Recorders, T: int) -> None:
     """The trace monitor, after the error stage: ``mu``, ``eps``, phi's firing and the energy."""
     k = rec.tr_n[0]
@@ -638,7 +648,7 @@ def _trace_errors(st: StateArrays, rec: Recorders, T: int) -> None:
     rec.tr_energy[k] = _energy(st.eps)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _trace_values(st: StateArrays, rec: Recorders) -> None:
     """The trace monitor, at the end of the tick: the beliefs ``v``; the row is complete."""
     k = rec.tr_n[0]
@@ -651,7 +661,7 @@ def _trace_values(st: StateArrays, rec: Recorders) -> None:
     rec.tr_n[0] = k + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _record_firings(st: StateArrays, rec: Recorders, t: int) -> int:
     """Copy this tick's phi firings into the record, in neuron then lane order (serial)."""
     status = STATUS_OK
@@ -720,7 +730,7 @@ def _clear(flags: np.ndarray, slot: int) -> None:
         flags[slot, n] = 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
                 back: np.ndarray, ahead: np.ndarray) -> bool:
     """Slot tables and carried lines of tick ``T``. At the end of Strict PC's or
@@ -748,7 +758,7 @@ def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
     return held
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _after_errors(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int, back: np.ndarray,
                   held: bool) -> int:
     """The observers after the error stage, in neuron order: phi's record, the energy,
@@ -770,7 +780,7 @@ def _after_errors(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: in
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> bool:
     """Whether this tick runs its value stage (not after the last error stage of a
     rule that ends there); carries the value lines forward when it does."""
@@ -782,7 +792,7 @@ def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> boo
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _end_tick(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int, back: np.ndarray,
               ahead: np.ndarray) -> int:
     """After the plasticity: shared parameters due now take their deferred change; a

@@ -145,7 +145,7 @@ class Simulator:
         self.n_exact = exact_steps(graph)
         # read-only policy defaults, shared by every chunk
         self._no_trigger = np.full(self.netlist.n_error, -1, np.int64)
-        self._no_deferral = np.full(self.netlist.n_theta, -1, np.int64)
+        self._no_deferral = np.full(self.netlist.n_theta if self.netlist.shares_params else 0, -1, np.int64)
         self._none = np.zeros(0, np.int64)
         self._deferrals: dict[tuple[str, int], dict] = {}
         self.outputs = output_vertices(graph)
@@ -292,12 +292,11 @@ class Simulator:
         key = (rule, ticks)
         if key in self._deferrals:
             return self._deferrals[key]
-        learnable = np.arange(net.n_theta) < net.n_params
         if rule == "zil":
-            shared = (net.p_trigger_lo != net.p_trigger_hi) & learnable
-            step = net.p_trigger_hi
+            shared = net.per_entry(net.param_trigger_lo != net.param_trigger_hi, False)
+            step = net.per_entry(net.param_trigger_hi, -1)
         else:
-            shared = (net.p_vertices > 1) & learnable
+            shared = net.per_entry(net.param_vertices > 1, False)
             step = np.full(net.n_theta, ticks - 1)
         readers = np.zeros(net.n_error, bool)
         readers[net.s_error[shared[net.synapse_params]]] = True

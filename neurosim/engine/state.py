@@ -36,7 +36,7 @@ def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
         vg_marked=np.zeros((D, len(net.vg_ptr) - 1), np.uint8),
         theta=theta, theta_saved=np.zeros_like(theta), saved=np.zeros(len(theta), np.uint8),
         e_saved=np.zeros(n_e, np.uint8),
-        applied=np.zeros_like(theta), deferred=np.zeros_like(theta), pending=np.zeros((n_c, lanes), dtype),
+        applied=np.zeros_like(theta), deferred=np.zeros(len(theta) if net.shares_params else 0, dtype), pending=np.zeros((n_c, lanes), dtype),
         learning=np.zeros(n_e, np.uint8), sg_marked=np.zeros(len(net.sg_ptr) - 1, np.uint8), fired=np.zeros((n_e, lanes), np.uint8),
         v_next=np.zeros((n_v, lanes), dtype),
         back=np.zeros(D + 1, np.int64), ahead=np.zeros(D + 1, np.int64),
