@@ -130,8 +130,10 @@ def naive_loss(graph, params, x, y, nudge=None):
     return total
 
 
-def fd_gradients(graph, params, x, y):
-    """Central finite differences of ``naive_loss`` for every parameter entry."""
+def fd_gradients(graph, params, x, y, loss=None):
+    """Central finite differences of ``loss(graph, params, x, y)`` (default
+    :func:`naive_loss`) for every parameter entry."""
+    loss = naive_loss if loss is None else loss
     out = {}
     for name, value in params.items():
         grad = np.zeros_like(value)
@@ -140,7 +142,7 @@ def fd_gradients(graph, params, x, y):
             plus[name], minus[name] = value.copy(), value.copy()
             plus[name][idx] += FD_STEP
             minus[name][idx] -= FD_STEP
-            grad[idx] = (naive_loss(graph, plus, x, y) - naive_loss(graph, minus, x, y)) / (2 * FD_STEP)
+            grad[idx] = (loss(graph, plus, x, y) - loss(graph, minus, x, y)) / (2 * FD_STEP)
         out[name] = grad
     return out
 

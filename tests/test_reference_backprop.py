@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 
+import graph_cases
 from neurosim.errors import DataError, GraphError, ParameterError
 from neurosim.graph import mlp, validate_graph
 from neurosim.reference import forward, gradients, loss, predict, sgd_step
@@ -71,18 +72,7 @@ def independent_loss(graph, params, x, y, nudge=None):
 
 def fd_gradients(graph, params, x, y):
     """Central finite differences of ``independent_loss`` for every parameter entry."""
-    out = {}
-    for name, value in params.items():
-        grad = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            plus, minus = dict(params), dict(params)
-            plus[name], minus[name] = value.copy(), value.copy()
-            plus[name][idx] += FD_STEP
-            minus[name][idx] -= FD_STEP
-            diff = independent_loss(graph, plus, x, y) - independent_loss(graph, minus, x, y)
-            grad[idx] = diff / (2 * FD_STEP)
-        out[name] = grad
-    return out
+    return graph_cases.fd_gradients(graph, params, x, y, loss=independent_loss)
 
 
 def fd_belief_gradient(graph, params, x, y, vertex):
