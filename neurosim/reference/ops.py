@@ -16,8 +16,7 @@ through a pre-activation ``a = sum_p W_p * s_p + sum b``, where ``s_p`` is the
 ``act(x_p)`` (``pre``, Whittington and Bogacz 2017, Song et al. 2020); for ``lstm``
 ``a`` are the gates and the signals ``x_t`` and ``h_{t-1}``. Their parameter VJP
 factorizes as ``g = J_a^T e`` (:func:`preact_grad`, the error-neuron side) times the
-signals (:func:`param_vjps`), which lets Strict PC pair ``g`` of one state with the
-signals of another. The ops:
+signals (:func:`param_vjps`). The ops:
 
 - ``dense``: ``a = sum_p s_p W_p[r]^T + sum b[r]`` with ``r = row_offset : row_offset
   + size``; post ``mu = act(a)``, ``g = act'(a) e``; pre ``mu = a``, ``g = e``;

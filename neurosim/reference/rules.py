@@ -66,8 +66,9 @@ The rules
   reproduced, not corrected).
 - ``StrictPC`` (Rosenbaum 2022, Algorithm "PC"; Torch2PC ``Strict``): steps ``0..n-1``
   of size ``eta`` from the current beliefs (output error recomputed each step); the
-  update is ``alpha g(n-1)^T x(n)``: error-neuron quantities of state ``n-1`` (``g``,
-  including ``act'(a(n-1))``) with the presynaptic signals of state ``n``.
+  update is ``alpha J_theta(n)^T eps(n-1)``: the errors of state ``n-1`` pulled back
+  through each vertex's parameter Jacobian evaluated at state ``n`` (dense post:
+  ``alpha (act'(a(n)) * eps(n-1))^T x(n)``), as Torch2PC's ``SetPCGrads`` does.
 - ``FixedPred`` (Rosenbaum 2022 "ModPC"; Millidge et al. 2020, fixed prediction
   assumption): predictions, Jacobians and presynaptic signals frozen at the forward
   pass, ``eps_j = v_j - vhat_j``, output error fixed at ``-dL/dvhat``; steps
@@ -248,14 +249,12 @@ class _Run:
         return new
 
     def add_update(
-        self, into: Params, k: str, state: _State, alpha: float, signals: tuple[Array, ...] | None = None,
-        gate: Array | None = None,
+        self, into: Params, k: str, state: _State, alpha: float, gate: Array | None = None
     ) -> None:
-        """Add ``alpha J_theta^T (gate * eps_k)`` of vertex ``k`` to ``into``, with ``signals`` in place of its own."""
+        """Add ``alpha J_theta^T (gate * eps_k)`` of vertex ``k`` at ``state`` to ``into``."""
         vx, lin = self.net.nodes[k], state.lins[k]
         eps = state.eps[k] if gate is None else gate * state.eps[k]
-        accumulate(into, vx, preact_grad(vx, lin, eps, self.xp), lin.signals if signals is None else signals, alpha,
-                   self.xp)
+        accumulate(into, vx, preact_grad(vx, lin, eps, self.xp), lin.signals, alpha, self.xp)
 
 
 def _infer(run: _Run, params: Params, beliefs: dict[str, Array], state: _State, step: float) -> dict[str, Array]:
@@ -275,13 +274,11 @@ def _infer(run: _Run, params: Params, beliefs: dict[str, Array], state: _State, 
     return new
 
 
-def _every_vertex(
-    run: _Run, state: _State, alpha: float, signals: dict[str, tuple[Array, ...]] | None = None
-) -> Params:
-    """The update of every parametrized vertex from ``state``, with ``signals`` in place of its own where given."""
+def _every_vertex(run: _Run, state: _State, alpha: float) -> Params:
+    """The update of every parametrized vertex from ``state``."""
     deltas = zeros_like_params(run.params, run.xp)
     for k in run.net.parametrized:
-        run.add_update(deltas, k, state, alpha, None if signals is None else signals[k])
+        run.add_update(deltas, k, state, alpha)
     return deltas
 
 
@@ -423,9 +420,10 @@ def _strict(run: _Run, graph: nx.DiGraph, rule: StrictPC) -> ReferenceResult:
         if run.record(state):
             return run.diverged(t, t)
         beliefs = _infer(run, run.params, beliefs, state, rule.eta)
-    at_n = linearize_all(run.net, run.params, beliefs, run.xp)  # the presynaptic signals of state n
-    signals = {k: at_n[k].signals for k in run.net.parametrized}
-    return _final(run, _every_vertex(run, state, rule.alpha, signals), rule.n, rule.n)
+    # Torch2PC's SetPCGrads: eps(n-1) pulled back through each vertex's parameter
+    # Jacobian at state n (a fresh forward pass of every vertex on the final beliefs)
+    pulled_back = _State(linearize_all(run.net, run.params, beliefs, run.xp), state.eps)
+    return _final(run, _every_vertex(run, pulled_back, rule.alpha), rule.n, rule.n)
 
 
 def _fixedpred(run: _Run, graph: nx.DiGraph, rule: FixedPred) -> ReferenceResult:
