@@ -56,14 +56,15 @@ _NEVER = -(2**40)  # last_change before learning: the prediction phase, errors c
 class LearnResult:
     """What one presentation of a mini-batch did.
 
-    ``updates`` maps each parameter to the change applied (zeros if the run diverged;
-    built on first access);
+    ``updates`` maps each parameter to the change applied (built on first access; on
+    divergence, the changes made before it, see :mod:`neurosim.rules`);
     ``energy[t]`` is ``1/2 sum eps^2`` at learning step ``t`` (NaN at a held-error
     update step, where no error is recomputed); ``firings`` lists phi's firings as int
     rows ``(step, vertex, position, lane)``, sorted, with ``vertex`` an index into
     ``vertices``, and ``late_firings`` the ones at a step other than the vertex's Z-IL
-    trigger (:meth:`named` gives them with vertex names); ``eps_at_trigger`` gives each
-    vertex's errors at its scheduled update (Z-IL, IL).
+    trigger (:meth:`named` gives them with vertex names; the reference's
+    :class:`~neurosim.reference.rules.ReferenceResult` indexes the same ``vertices``);
+    ``eps_at_trigger`` gives each vertex's errors at its scheduled update (Z-IL, IL).
     """
 
     diverged: bool
@@ -90,6 +91,12 @@ class LearnResult:
     def named(self, rows: np.ndarray) -> list[tuple[int, str, int, int]]:
         """Firing rows as ``(step, vertex name, position, lane)`` tuples."""
         return [(int(t), self.vertices[int(k)], int(i), int(b)) for t, k, i, b in rows]
+
+    def __repr__(self) -> str:
+        state = f"diverged at step {self.diverged_at}" if self.diverged else "ok"
+        return (f"LearnResult({state}, steps={self.steps}, parameters={len(self.netlist.param_index)}, "
+                f"entries changed={int(self.learned.sum())}, firings={len(self.firings)}, "
+                f"late={len(self.late_firings)})")
 
 
 class Simulator:
@@ -422,7 +429,8 @@ class Presentation:
             return UPDATE_AT_TRIGGER, last + 1, kw
         if isinstance(rule, FaZIL):
             ticks = rule.ticks if rule.ticks is not None else sim.n_exact
-            kw.update(sim._deferral("fazil", ticks))
+            if rule.shared_updates == "deferred":
+                kw.update(sim._deferral("fazil", ticks))
             detector = DETECTOR_FEEDBACK if rule.detector == "feedback" else DETECTOR_SONG
             kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d, detector=detector, cause=CAUSE_PHI)
             return UPDATE_PHI, ticks, kw
@@ -488,14 +496,20 @@ class Presentation:
         diverged = self.diverged_at is not None
         learned = st.saved.astype(bool)
         applied = st.applied
-        if diverged:  # undo every change of this presentation
-            sim.theta[learned] = st.theta_saved[learned]
+        if diverged:
+            if np.all(np.isfinite(sim.theta[learned])):  # errors diverged: earlier changes stay,
+                if "defer_step" in self.options:  # deferred sums not yet applied are dropped
+                    learned &= self.options["defer_step"] < self.diverged_at
+            else:  # an update made a weight non-finite: undo every change of this presentation
+                sim.theta[learned] = st.theta_saved[learned]
+                learned[:] = False
             sim.state = allocate_state(net, st.v.shape[1], sim.theta)
             sim.stale = True
-            learned[:] = False
         else:  # the result keeps this buffer; the next presentation gets a new one
             sim.state = st._replace(applied=np.empty_like(applied))
         raw = np.concatenate(self.firings) if self.firings else np.zeros((0, 3), np.int64)
+        if diverged:  # firings at the diverging step made no change
+            raw = raw[raw[:, 0] < self.diverged_at]
         step, neuron, lane = raw[:, 0], raw[:, 1], raw[:, 2]
         rows = np.column_stack([step, net.e_vertex[neuron], net.e_pos[neuron], lane]).astype(np.int64)
         order = np.lexsort(rows.T[::-1])
