@@ -31,11 +31,12 @@ and ``x`` the presynaptic signal (``v`` for post, ``act(v)`` for pre).
 
 A run *diverges* at step ``t`` when an error is not finite, or when the energy
 ``E(t) = 1/2 sum eps^2`` (over all error neurons and samples) exceeds
-``max_energy_ratio * E(0)``; the run stops there and reports ``t``. Changes already
-applied at earlier steps stay (only Z-IL and Fa-Z-IL learn before their last step: an
-update made from states that had not diverged is kept, as a synapse that has changed
-stays changed); changes not yet applied are dropped (the end-of-run update of IL,
-Strict PC and FixedPred, the deferred sums of shared parameters). A run in which an
+``max_energy_ratio * E(0)``; the presentation ends there and reports ``t``. Every change
+computed from the states before ``t`` takes effect, nothing computed from state ``t``:
+the changes Z-IL and Fa-Z-IL made at earlier steps stay (a synapse that has changed
+stays changed; a Fa-Z-IL run kept going past its last trigger keeps its exact update)
+and the sums held back for shared parameters are applied, as at a normal end; IL,
+Strict PC and FixedPred, which update at the end, apply nothing. A run in which an
 update makes a parameter non-finite also diverges, at that step, and the whole
 presentation is undone.
 """

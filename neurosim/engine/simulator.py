@@ -57,7 +57,7 @@ class LearnResult:
     """What one presentation of a mini-batch did.
 
     ``updates`` maps each parameter to the change applied (built on first access; on
-    divergence, the changes made before it, see :mod:`neurosim.rules`);
+    divergence, what was computed before it, see :mod:`neurosim.rules`);
     ``energy[t]`` is ``1/2 sum eps^2`` at learning step ``t`` (NaN at a held-error
     update step, where no error is recomputed); ``firings`` lists phi's firings as int
     rows ``(step, vertex, position, lane)``, sorted, with ``vertex`` an index into
@@ -188,7 +188,8 @@ class Simulator:
     ) -> LearnResult:
         """Present a mini-batch: prediction phase on ``x``, then learning with target ``y``.
 
-        The rule's update is applied to the parameters unless the run diverged.
+        The rule's update is applied to the parameters (on divergence, what the rule
+        computed before it: see :mod:`neurosim.rules`).
         ``chunk_ticks`` splits the learning phase into kernel calls of that many ticks
         (the result does not depend on it); ``all_active`` and ``reverse`` are checks
         of the tick semantics (clauses S4 and S3 of :mod:`neurosim.engine.loop`).
@@ -362,7 +363,7 @@ class Presentation:
 
     Created by :meth:`Simulator.present`: the prediction phase has run and the target is
     clamped. :meth:`advance` runs some learning ticks; :meth:`finish` runs the rest and
-    returns the :class:`LearnResult` (restoring the parameters if the run diverged).
+    returns the :class:`LearnResult` (on divergence, keeping what was computed before it).
     """
 
     def __init__(
@@ -387,6 +388,7 @@ class Presentation:
         st.spent[:] = 0
         st.saved[:] = 0
         st.e_saved[:] = 0
+        st.deferred[:] = 0  # an abandoned presentation's held changes are not this one's
         sim._clamp(targets)
         if isinstance(rule, ZIL) and rule.init_noise > 0:
             self._perturb_beliefs(rule.init_noise, rule.noise_seed)
@@ -496,11 +498,12 @@ class Presentation:
         diverged = self.diverged_at is not None
         learned = st.saved.astype(bool)
         applied = st.applied
-        if diverged:
-            if np.all(np.isfinite(sim.theta[learned])):  # errors diverged: earlier changes stay,
-                if "defer_step" in self.options:  # deferred sums not yet applied are dropped
-                    learned &= self.options["defer_step"] < self.diverged_at
-            else:  # an update made a weight non-finite: undo every change of this presentation
+        if diverged:  # the presentation ends here (see neurosim.rules): held sums apply
+            if "defer_step" in self.options:
+                held = self.options["defer_params"]
+                held = held[self.options["defer_step"][held] >= self.diverged_at]
+                sim.theta[held] += st.deferred[held]
+            if not np.all(np.isfinite(sim.theta[learned])):  # a weight is not a number: undo all
                 sim.theta[learned] = st.theta_saved[learned]
                 learned[:] = False
             sim.state = allocate_state(net, st.v.shape[1], sim.theta)

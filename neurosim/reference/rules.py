@@ -92,10 +92,12 @@ diverges at ``t`` if an ``eps(t)`` is not finite or, when ``E(0) > 0``,
 as Python floats). It also diverges where an update would make a parameter non-finite:
 at the state whose errors produced it (IL ``t_c``, ZIL and FaZIL the step that applies
 it, StrictPC and FixedPred ``n``, BP 0). A diverged run stops, reports ``diverged_at``
-and never raises. Where its errors diverged at state ``t``, the updates applied at
-steps before ``t`` stay (only ZIL and FaZIL apply any before their last step; deferred
-sums of shared parameters not yet applied are dropped) and the firings before ``t``
-are reported; where an update made a parameter non-finite, the run is undone
+and never raises. Where its errors diverged at state ``t``, the presentation ends at
+``t``: every change computed from the states before ``t`` takes effect (the updates
+ZIL and FaZIL applied at earlier steps stay, and the sums held back for shared
+parameters are applied, as at a normal end), nothing computed from state ``t`` (so IL,
+StrictPC and FixedPred, which update at the end, apply nothing), and the firings before
+``t`` are reported. Where an update made a parameter non-finite, the run is undone
 (``params`` equal to the input, ``updates`` zero).
 """
 
@@ -232,12 +234,19 @@ class _Run:
         steps, before any update or by an update that made a parameter non-finite."""
         xp = self.xp
         params = {n: xp.array(p, copy=True) for n, p in self.params.items()}
-        return self.stopped(params, zeros_like_params(self.params, xp), at, steps, **extra)
+        return self.finish(params, zeros_like_params(self.params, xp), steps, diverged_at=at, **extra)
 
-    def stopped(self, params: Params, updates: Params, at: int, steps: int, **extra: Any) -> ReferenceResult:
-        """The result of a run that diverged at state ``at`` after applying ``updates``
-        at earlier steps (Z-IL, Fa-Z-IL): they stay, ``params`` includes them."""
-        return self.finish(params, updates, steps, diverged_at=at, **extra)
+    def stopped(self, params: Params, updates: Params, held: Params, at: int, steps: int,
+                **extra: Any) -> ReferenceResult:
+        """The result of a run whose errors diverged at state ``at`` (Z-IL, Fa-Z-IL): the
+        presentation ends there, so the ``updates`` applied at earlier steps stay and the
+        sums ``held`` back for shared parameters apply now, as at a normal end (undone
+        instead if that makes a parameter non-finite)."""
+        new = self.apply(params, held)
+        if new is None:
+            return self.diverged(at, steps, **extra)
+        total = {n: updates[n] + held[n] if n in held else updates[n] for n in updates}
+        return self.finish(new, total, steps, diverged_at=at, **extra)
 
     def finish(self, params: Params, updates: Params, steps: int, diverged_at: int | None = None,
                **extra: Any) -> ReferenceResult:
@@ -364,8 +373,9 @@ def _zil(run: _Run, graph: nx.DiGraph, rule: ZIL) -> ReferenceResult:
     eps_at_trigger: dict[str, Array] = {}
     for t in range(n_steps):
         state = run.state(params, beliefs)
-        if run.record(state):  # the updates of earlier steps stay
-            return run.stopped(params, updates, t, t, eps_at_trigger=eps_at_trigger)
+        if run.record(state):
+            held = {n: pending[n] for n in params if rule.shared_updates == "deferred" and last[n] >= t}
+            return run.stopped(params, updates, held, t, t, eps_at_trigger=eps_at_trigger)
         for k in net.vertices:
             if trigger.get(k) == t:
                 eps_at_trigger[k] = state.eps[k]
@@ -426,8 +436,9 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
     to_host = getattr(xp, "asnumpy", numpy.asarray)
     for t in range(n_steps):
         state = run.state(params, beliefs)
-        if run.record(state):  # the updates of earlier steps stay
-            return run.stopped(params, updates, t, t, **_firing_record(fired, levels))
+        if run.record(state):
+            held = {n: pending[n] for n in shared if rule.shared_updates == "deferred"}
+            return run.stopped(params, updates, held, t, t, **_firing_record(fired, levels))
         for k in net.parametrized:
             index = run.order.index(k)
             phi = detector.phi(k, state)
