@@ -32,8 +32,8 @@ import networkx as nx
 import numpy as np
 
 from neurosim.activations import activation_code
-from neurosim.compile.netlist import KIND_LSTM_H, KIND_MAX, KIND_PRODUCT, KIND_SINGLE
-from neurosim.graph.spec import bias_refs, conv_geometry, inputs_of, weight_refs
+from neurosim.compile.netlist import KIND_LSTM_H, KIND_MAX, KIND_MEAN, KIND_PRODUCT, KIND_SINGLE
+from neurosim.graph.spec import bias_refs, conv_geometry, edge_slice, inputs_of, parent_size, weight_refs
 
 LINEAR = activation_code("linear")
 SIGMOID = activation_code("sigmoid")
@@ -117,12 +117,16 @@ def wire_vertex(
         b.kind, b.comps = [KIND_SINGLE] * n, [1] * n
         for p, ref in weight_refs(graph, v).items():
             if op == "dense":
-                _dense_synapses(b, n, graph.nodes[p]["size"], lo_v(p), param_offset(ref.name), ref.row_offset)
+                start = (edge_slice(graph, p, v) or (0, 0))[0]  # a slice edge reads x[start:stop]
+                _dense_synapses(b, n, parent_size(graph, p, v), lo_v(p) + start, param_offset(ref.name),
+                                ref.row_offset)
             else:
                 _conv_synapses(b, graph, v, p, lo_v(p), param_offset(ref.name))
         return b.build()
     if op == "lstm":
         return _lstm(graph, v, parents, lo_v, param_offset, constant)
+    if op == "chain":
+        return _chain(graph, v, parents, lo_v, param_offset, constant)
     if op == "maxpool":
         windows = _pool_windows(graph, v, parents[0])  # (n, k) parent positions
         k = windows.shape[1]
@@ -163,6 +167,48 @@ def wire_vertex(
         b.connect(np.arange(n), lo_v(parents[0]) + attrs["start"] + np.arange(n), np.full(n, one))
     else:  # pragma: no cover - validate_graph admits no other op
         raise AssertionError(op)
+    return b.build()
+
+
+def _chain(
+    graph: nx.DiGraph, v: object, parents: list, lo_v: Callable[[object], int],
+    param_offset: Callable[[str], int], constant: Callable[[float], int],
+) -> Wiring:
+    """A chain (:mod:`neurosim.graph.chain`): output ``i`` has one compartment per position
+    ``z`` of its window, a copy of the weighted op's compartment ``z`` (its synapses and
+    biases; a weight-1 synapse from the parent where there is no weighted op), through
+    the chain's activation, combined by the window's pooling (single, max or mean)."""
+    from neurosim.graph.chain import chain_plan
+
+    plan = chain_plan(graph, v)
+    if plan.weighted >= 0:
+        g, name = plan.graphs[plan.weighted]
+        if plan.source is None:  # the weighted op reads the chain's parents
+            z = wire_vertex(g, name, lo_v, param_offset, constant)
+            z_pre = z.syn_pre
+        else:  # through reindex ops: positions of its one input map to the parent's
+            z = wire_vertex(g, name, lambda u: 0, param_offset, constant)
+            z_pre = lo_v(parents[0]) + plan.source[z.syn_pre]
+        z_ptr = np.concatenate([[0], np.cumsum(np.bincount(z.syn_comp, minlength=len(z.comp_act)))])
+        z_plastic, z_biases, z_param = z.comp_plastic, z.comp_biases, z.syn_param
+    else:  # a = the parent's value itself
+        n_z = len(plan.source)
+        z_ptr = np.arange(n_z + 1)
+        z_pre = lo_v(parents[0]) + plan.source
+        z_param = np.full(n_z, constant(1.0), np.int64)
+        z_plastic, z_biases = np.zeros(n_z, np.uint8), [[] for _ in range(n_z)]
+    windows = plan.windows
+    n, k = windows.shape
+    flat = windows.ravel()  # compartment q of output q // k copies a-position flat[q]
+    counts = z_ptr[flat + 1] - z_ptr[flat]
+    first = np.repeat(z_ptr[flat] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    syn = first + np.arange(int(counts.sum()))  # the copied synapses, compartment by compartment
+    b = _Builder()
+    b.add_compartments([activation_code(plan.activation, str(v))] * (n * k), list(z_plastic[flat]),
+                       [list(z_biases[q]) for q in flat])
+    b.kind = [{None: KIND_SINGLE, "max": KIND_MAX, "avg": KIND_MEAN}[plan.pool]] * n
+    b.comps = [k] * n
+    b.connect(np.repeat(np.arange(n * k), counts), z_pre[syn], z_param[syn])
     return b.build()
 
 
