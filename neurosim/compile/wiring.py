@@ -20,7 +20,9 @@ Per op, with ``x`` the parents' value neurons (``act(v)`` for a ``pre`` child):
 - product: one weight-1 compartment per parent, combined as pair products.
 - lstm: neuron ``k < H`` (``h_k``) has compartments ``f, c_prev, i, g, o``, neuron ``H + k``
   (``c_k``) has ``f, c_prev, i, g`` (without a previous state: ``i, g (, o)``); each gate
-  compartment sums ``W_ih[gate H + k] x + W_hh[gate H + k] h_prev + b_ih + b_hh``.
+  compartment sums ``W_ih[gate H + k] x + W_hh[gate H + k] h_prev + b_ih + b_hh``
+  (``h_prev``, ``c_prev`` from one parent ``[h; c]`` or from two parents ``h``, ``c``).
+- chain: see :func:`_chain`.
 """
 
 from __future__ import annotations
@@ -257,6 +259,8 @@ def _lstm(
     biases = bias_refs(graph, v)
     x, prev = parents[0], (parents[1] if len(parents) > 1 else None)
     n_in = graph.nodes[x]["size"]
+    if prev is not None:  # the previous state as one parent [h; c], or as two, h then c
+        c_first = lo_v(parents[2]) if len(parents) > 2 else lo_v(prev) + hidden
     gate = {"i": (0, SIGMOID), "f": (1, SIGMOID), "g": (2, TANH), "o": (3, SIGMOID)}
     cell_comps = ["f", "c_prev", "i", "g"] if prev is not None else ["i", "g"]
     b = _Builder()
@@ -274,7 +278,7 @@ def _lstm(
         for j, name in enumerate(names):
             comp = first + j
             if name == "c_prev":
-                b.connect([comp], [lo_v(prev) + hidden + k], [constant(1.0)])
+                b.connect([comp], [c_first + k], [constant(1.0)])
                 continue
             row = gate[name][0] * hidden + k
             b.connect(np.full(n_in, comp), lo_v(x) + np.arange(n_in),

@@ -32,7 +32,14 @@ signals of another. The ops:
   ``concat``: the parents side by side; ``split``: ``x[:, start:stop]``.
 - ``lstm``: value ``[h; c]``; ``gates = x W_ih^T + h_prev W_hh^T + b_ih + b_hh``
   split into ``i, f, g, o`` (PyTorch's order), ``c = sigma(f) c_prev + sigma(i)
-  tanh(g)``, ``h = sigma(o) tanh(c)``; without a previous state ``h_prev = c_prev = 0``.
+  tanh(g)``, ``h = sigma(o) tanh(c)``; the previous state is one parent ``[h_prev;
+  c_prev]`` or two, ``h_prev`` and ``c_prev``; without one ``h_prev = c_prev = 0``.
+- ``chain``: its ops in turn (:mod:`neurosim.graph.chain`); the VJPs go back through
+  them, and a chain's parameter VJP is its parametrized op's, after ``e`` is pulled
+  back onto that op's output.
+
+A sliced edge (``slice=(start, stop)``) hands the vertex ``x[:, start:stop]``; the VJP
+onto that parent is zero outside the slice.
 
 Every function takes the array namespace ``xp`` (numpy or cupy).
 """
@@ -294,7 +301,10 @@ def _factor_activations(vx: Vertex) -> tuple[str, ...]:
 def _lstm_forward(vx: Vertex, params: Mapping[str, Array], inputs: tuple[Array, ...], xp: Any) -> Linearization:
     hidden = vx.attrs["hidden"]
     x = inputs[0]
-    if len(inputs) > 1:
+    if len(inputs) > 2:  # [x, h_prev, c_prev]
+        h_prev, c_prev = inputs[1], inputs[2]
+        signals = (x, h_prev)
+    elif len(inputs) > 1:  # [x, [h_prev; c_prev]]
         h_prev, c_prev = inputs[1][:, :hidden], inputs[1][:, hidden:]
         signals = (x, h_prev)
     else:
@@ -461,6 +471,6 @@ def _input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: 
         out = [d_gates @ _rows(params, vx.weights[0], 4 * hidden)]
         if len(vx.parents) > 1:
             d_h_prev = d_gates @ _rows(params, vx.weights[1], 4 * hidden)
-            out.append(xp.concatenate([d_h_prev, d_c_prev], axis=1))
+            out += [d_h_prev, d_c_prev] if len(vx.parents) > 2 else [xp.concatenate([d_h_prev, d_c_prev], axis=1)]
         return out
     raise AssertionError(op)  # pragma: no cover - validation admits only the ops above
