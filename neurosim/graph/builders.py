@@ -9,12 +9,12 @@ of ``nn.LSTM`` plus ``fc``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import networkx as nx
 
 from neurosim.errors import GraphError
-from neurosim.graph.spec import CONVENTIONS, LOSSES
+from neurosim.graph.spec import CONVENTIONS, LOSSES, param_shapes
 from neurosim.graph.validate import validate_graph
 
 #: where the loss of a recurrent model sits: after the last step, or after every step
@@ -591,3 +591,61 @@ def _lstm_cells(g: nx.DiGraph, xs: list[str], hidden: int, biases: list[str], in
 
 for _builder in (rnn, lstm):  # the options' text is shared
     _builder.__doc__ = _builder.__doc__.replace("{recurrent_options}", _RECURRENT_OPTIONS)
+
+
+def sequential(
+    layers: Sequence[Mapping | Sequence[Mapping]],
+    input_shape: int | Sequence[int],
+    loss: str = "mse",
+) -> nx.DiGraph:
+    """A chain of vertices with the layout of a PyTorch ``nn.Sequential``, block by block.
+
+    Element ``i`` of ``layers`` becomes vertex ``"i"``: an op attribute dict (``{"op":
+    "dense", "size": 10}``, ``{"op": "activation", "activation": "relu"}``...) gives a
+    vertex of that op; a list of such dicts (a nested ``nn.Sequential``) gives one
+    ``chain`` vertex (:mod:`neurosim.graph.chain`), which is how Torch2PC (Rosenbaum
+    2022) sees a block: one predictive-coding layer. ``dense`` and ``conv2d`` ops default
+    to ``activation="linear"``, ``convention="post"`` (``nn.Linear``, ``nn.Conv2d``).
+    The input vertex is ``"input"`` (an int ``input_shape`` is a flat size), and the last
+    vertex carries ``loss``.
+
+    Parameter names are the ``state_dict`` keys of the matching ``nn.Sequential``:
+    ``"<i>.weight"`` for a layer at position ``i``, ``"<i>.<j>.weight"`` for the ``j``-th
+    module of the block at position ``i`` (likewise ``bias``), in PyTorch's layouts, so
+    :func:`neurosim.params.from_sequential` loads such a ``state_dict`` as it is and
+    :func:`neurosim.params.to_sequential` writes one back.
+    :func:`neurosim.graph.pytorch.from_torch` builds ``layers`` from a torch module.
+
+    Examples
+    --------
+    >>> g = sequential([[{"op": "conv2d", "out_channels": 2, "kernel_size": 3},
+    ...                  {"op": "activation", "activation": "relu"}, {"op": "maxpool", "kernel_size": 2}],
+    ...                 [{"op": "flatten"}, {"op": "dense", "size": 3}]], input_shape=(1, 6, 6), loss="ce")
+    >>> list(g.nodes), sorted(param_shapes(g))
+    (['input', '0', '1'], ['0.0.bias', '0.0.weight', '1.1.bias', '1.1.weight'])
+    """
+    _require_choice("loss", loss, LOSSES)
+    if isinstance(layers, (str, Mapping)) or not isinstance(layers, Sequence) or not layers:
+        raise GraphError("layers must be a non-empty list of op dicts or lists of op dicts (nested blocks)")
+    shape = _require_counts("input_shape", input_shape)
+    g = nx.DiGraph(name=f"sequential-{len(layers)}")
+    g.add_node("input", op="input", shape=tuple(shape))
+    prev = "input"
+    for i, layer in enumerate(layers):
+        name = str(i)
+        if isinstance(layer, Mapping):
+            attrs = dict(layer)
+            if attrs.get("op") in ("dense", "conv2d"):
+                attrs.setdefault("activation", "linear")
+                attrs.setdefault("convention", "post")
+        elif isinstance(layer, Sequence) and not isinstance(layer, str):
+            attrs = dict(op="chain", ops=[dict(m) if isinstance(m, Mapping) else m for m in layer])
+        else:
+            raise GraphError(f"layers[{i}] is {layer!r}; give an op dict or a list of op dicts")
+        if i == len(layers) - 1:
+            attrs["loss"] = loss
+        g.add_node(name, **attrs)
+        g.add_edge(prev, name)
+        prev = name
+    validate_graph(g)
+    return g
