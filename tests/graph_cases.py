@@ -363,20 +363,26 @@ def unfused(graph):
         node = graph.nodes[v]
         parents = [last[p] for p in inputs_of(graph, v)]
         if node["op"] != "chain":
-            attrs = {k: val for k, val in node.items() if k not in ("shape", "size") or node["op"] == "input"}
+            keep = {"input": ("size", "shape"), "dense": ("size",)}.get(node["op"], ())
+            attrs = {k: val for k, val in node.items() if k not in ("shape", "size") or k in keep}
             g.add_node(v, **attrs)
             g.add_edges_from((p, v) for p in parents)
             last[v] = v
             continue
         prev = parents
+        renamed = {p: last[p] for p in inputs_of(graph, v)}
         for k, member in enumerate(node["ops"]):
             name = f"{v}.{k}"
             attrs = dict(member)
-            if attrs["op"] in ("dense", "conv2d"):
+            if attrs["op"] in ("dense", "conv2d"):  # the chain's default names, or the op's own
                 attrs.setdefault("activation", "linear")
                 attrs.setdefault("convention", "post")
-                attrs["weights"] = {p: f"{name}.weight" for p in prev}
-                attrs["biases"] = [f"{name}.bias"] if attrs.pop("bias", True) else []
+                given = attrs.get("weights") or {}
+                attrs["weights"] = {renamed.get(p, p): ref for p, ref in given.items()} or {
+                    p: f"{name}.weight" for p in prev}
+                if "biases" not in attrs:
+                    attrs["biases"] = [f"{name}.bias"] if attrs.get("bias", True) else []
+                attrs.pop("bias", None)
             g.add_node(name, **attrs, inputs=list(prev))
             g.add_edges_from((p, name) for p in prev)
             prev = [name]

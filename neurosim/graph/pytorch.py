@@ -9,7 +9,7 @@ two predictive-coding layers, as in Torch2PC. The parameter names are the module
 
 Modules understood: ``Linear``, ``Conv2d`` (zero padding given as ints, no dilation,
 one group), ``ReLU``, ``Tanh``, ``Sigmoid``, ``Identity``, ``MaxPool2d`` and
-``AvgPool2d`` (no padding, dilation or ceil mode), ``Flatten`` (from dimension 1 to
+``AvgPool2d`` (no padding, dilation, ceil mode or divisor override), ``Flatten`` (from dimension 1 to
 the end). Anything else raises a :class:`~neurosim.errors.GraphError` naming it.
 """
 
@@ -46,8 +46,9 @@ def _op(module: Any, where: str) -> dict:
         return {"op": "activation", "activation": _ACTIVATIONS[kind]}
     if kind in ("MaxPool2d", "AvgPool2d"):
         dilation = _pair(getattr(module, "dilation", 1))
-        if _pair(module.padding) not in (0, (0, 0)) or module.ceil_mode or dilation not in (1, (1, 1)):
-            raise GraphError(f"{where}: {kind} with padding, dilation or ceil_mode is not supported")
+        if _pair(module.padding) not in (0, (0, 0)) or module.ceil_mode or dilation not in (1, (1, 1)) \
+                or getattr(module, "divisor_override", None) is not None:
+            raise GraphError(f"{where}: {kind} with padding, dilation, ceil_mode or divisor_override is not supported")
         stride = module.stride if module.stride is not None else module.kernel_size
         return {"op": "maxpool" if kind == "MaxPool2d" else "avgpool", "kernel_size": _pair(module.kernel_size),
                 "stride": _pair(stride)}
