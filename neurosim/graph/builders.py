@@ -324,22 +324,6 @@ def _add_readouts(g: nx.DiGraph, states: list[str], n_out: int, loss: str, loss_
             g.add_edge(h, out, slice=cut)
 
 
-_RECURRENT_OPTIONS = """bias
-        ``"pair"`` (default): PyTorch's two biases ``bias_ih_l0`` and ``bias_hh_l0``,
-        with PyTorch's names and layout in and out (a ``state_dict`` loads and saves as
-        it is). Both are learned, each with the full gradient of their sum, so the
-        effective bias moves twice as fast as a single bias would under the same
-        learning rate (as in PyTorch). ``"single"``: one bias per gate row,
-        ``<module>.bias_l0`` (:func:`neurosim.params.merge_bias_pairs` turns a PyTorch
-        pair into it, :func:`neurosim.params.split_bias_pairs` back). ``"none"``:
-        ``bias=False`` in PyTorch.
-    initial_state
-        ``True``: the initial state is clamped input vertices, ``h0`` (LSTM: ``h0`` and
-        ``c0``, size ``hidden``), as PyTorch's ``(h_0, c_0)`` arguments: give their data
-        like any input's, or leave them out of the data for zeros (their ``default``).
-        ``False`` (default): ``h_0 = c_0 = 0`` are constants, with no vertex."""
-
-
 def rnn(
     n_in: int,
     hidden: int,
@@ -390,7 +374,20 @@ def rnn(
         ``"last"`` or ``"every"``.
     output_activation
         Of the readout (default ``linear``: logits).
-    {recurrent_options}
+    bias
+        ``"pair"`` (default): PyTorch's two biases ``bias_ih_l0`` and ``bias_hh_l0``,
+        with PyTorch's names and layout in and out (a ``state_dict`` loads and saves as
+        it is). Both are learned, each with the full gradient of their sum, so the
+        effective bias moves twice as fast as a single bias would under the same
+        learning rate (as in PyTorch). ``"single"``: one bias per gate row,
+        ``<module>.bias_l0`` (:func:`neurosim.params.merge_bias_pairs` turns a PyTorch
+        pair into it, :func:`neurosim.params.split_bias_pairs` back). ``"none"``:
+        ``bias=False`` in PyTorch.
+    initial_state
+        ``True``: the initial state is clamped input vertices, ``h0`` (LSTM: ``h0`` and
+        ``c0``, size ``hidden``), as PyTorch's ``(h_0, c_0)`` arguments: give their data
+        like any input's, or leave them out of the data for zeros (their ``default``).
+        ``False`` (default): ``h_0 = c_0 = 0`` are constants, with no vertex.
 
     Examples
     --------
@@ -500,7 +497,20 @@ def lstm(
         ``"last"`` or ``"every"``.
     output_activation
         Of the readout (default ``linear``: logits).
-    {recurrent_options}
+    bias
+        ``"pair"`` (default): PyTorch's two biases ``bias_ih_l0`` and ``bias_hh_l0``,
+        with PyTorch's names and layout in and out (a ``state_dict`` loads and saves as
+        it is). Both are learned, each with the full gradient of their sum, so the
+        effective bias moves twice as fast as a single bias would under the same
+        learning rate (as in PyTorch). ``"single"``: one bias per gate row,
+        ``<module>.bias_l0`` (:func:`neurosim.params.merge_bias_pairs` turns a PyTorch
+        pair into it, :func:`neurosim.params.split_bias_pairs` back). ``"none"``:
+        ``bias=False`` in PyTorch.
+    initial_state
+        ``True``: the initial state is clamped input vertices, ``h0`` (LSTM: ``h0`` and
+        ``c0``, size ``hidden``), as PyTorch's ``(h_0, c_0)`` arguments: give their data
+        like any input's, or leave them out of the data for zeros (their ``default``).
+        ``False`` (default): ``h_0 = c_0 = 0`` are constants, with no vertex.
     readout
         Cell granularity: ``"split"`` (default) or ``"slice"``, see above.
 
@@ -587,10 +597,6 @@ def _lstm_cells(g: nx.DiGraph, xs: list[str], hidden: int, biases: list[str], in
         g.add_edge(s, h)
         hs.append(h)
     return hs
-
-
-for _builder in (rnn, lstm):  # the options' text is shared
-    _builder.__doc__ = _builder.__doc__.replace("{recurrent_options}", _RECURRENT_OPTIONS)
 
 
 def sequential(
