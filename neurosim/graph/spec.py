@@ -11,7 +11,9 @@ added). Validation (:func:`neurosim.graph.validate_graph`) infers every vertex's
 Ops and their attributes (``x``, ``x1``, ``x2``... are the parents' values):
 
 ``input``
-    A clamped population: ``size`` (int) or ``shape`` (tuple). No parents.
+    A clamped population: ``size`` (int) or ``shape`` (tuple). No parents. Optional
+    ``default`` (a number): the data may leave this input out, and it is then clamped
+    to that value (the recurrent builders' initial states ``h0``, ``c0``: zeros).
 ``dense``
     ``mu = act(sum_p W_p x_p + sum_b b)`` (``convention="post"``, Rosenbaum) or
     ``mu = sum_p W_p act(x_p) + sum_b b`` (``convention="pre"``, Whittington and
@@ -51,14 +53,23 @@ Ops and their attributes (``x``, ``x1``, ``x2``... are the parents' values):
     state ``[h_{t-1}; c_{t-1}]`` (absent: zeros). Gates in PyTorch's order
     ``i, f, g, o``: ``gates = W_ih x_t + W_hh h_{t-1} + b_ih + b_hh``,
     ``c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)``, ``h_t = sigmoid(o) tanh(c_t)``.
-    Attribute ``hidden``.
+    Attribute ``hidden``. The previous state may also be two parents, ``h_{t-1}`` and
+    ``c_{t-1}`` (size ``hidden`` each; inputs ``[x_t, h_{t-1}, c_{t-1}]``).
+``chain``
+    A composite vertex: the composition of the ops in ``ops`` (a list of op attribute
+    dicts, e.g. conv2d, activation, maxpool), computed by one population with one
+    value and one error neuron per output; see :mod:`neurosim.graph.chain`.
+
+An edge ``parent -> v`` into a dense vertex may carry ``slice=(start, stop)``: ``v``
+then reads only ``x_parent[start:stop]`` (its weight has ``stop - start`` columns).
 
 Any vertex but an input may carry ``loss`` (``mse`` or ``ce``), which makes it an
 output; only sinks do, and every sink does. ``ce`` is softmax cross-entropy over the
 vertex (the softmax at an output). Losses are sums over output neurons and samples,
 never means (``mse: 1/2 sum (mu - y)^2``, ``ce: -sum y log softmax(mu)``).
 
-Parameters. ``dense``, ``conv2d`` and ``lstm`` vertices own parameters, named by
+Parameters. ``dense``, ``conv2d`` and ``lstm`` vertices (and chains holding one)
+own parameters, named by
 *references*: the optional attribute ``weights`` maps a parent to a parameter name
 (or ``(name, row_offset)``: the vertex uses rows ``row_offset ...`` of that matrix),
 and ``biases`` lists the bias references (their values are summed). Two vertices that

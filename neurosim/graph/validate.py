@@ -57,7 +57,10 @@ def validate_graph(graph: nx.DiGraph) -> None:
     parents its op takes; shapes agree along every edge; inputs have no parents; every
     sink carries a loss and only sinks do; all children of a vertex agree on the signal
     they read from it (a value neuron sends one signal, ``v`` or, to ``pre``-convention
-    dense and conv children, ``act(v)``); shared parameters are used consistently.
+    dense and conv children, ``act(v)``); shared parameters are used consistently; an
+    edge ``slice`` is a valid range read by a dense vertex; a chain's ops are valid and
+    have a neuron-level form (:mod:`neurosim.graph.chain`); an input's ``default`` is a
+    finite number.
     """
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"a model must be a networkx.DiGraph, got {type(graph).__name__}")
