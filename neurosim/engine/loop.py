@@ -73,7 +73,7 @@ import numba
 import numpy as np
 
 from neurosim.activations import act_scalar, dact_scalar
-from neurosim.compile.netlist import KIND_MAX, KIND_PRODUCT, KIND_SINGLE, LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
+from neurosim.compile.netlist import KIND_MAX, KIND_MEAN, KIND_PRODUCT, KIND_SINGLE, LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
 from neurosim.engine.kernels import (
     CAUSE_DEFERRED,
     DETECTOR_FEEDBACK,
@@ -176,11 +176,16 @@ def _combine(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: i
         return act_scalar(c_act[c0], a[c0, b])
     if kind == KIND_PRODUCT:
         return _pair_sum(c_act, a, c0, c1, b)
-    if kind == KIND_MAX:
-        m = a[c0, b]
+    if kind == KIND_MAX:  # max_c f_c(a_c)
+        m = act_scalar(c_act[c0], a[c0, b])
         for c in range(c0 + 1, c1):
-            m = max(m, a[c, b])
+            m = max(m, act_scalar(c_act[c], a[c, b]))
         return m
+    if kind == KIND_MEAN:  # 1/n sum_c f_c(a_c)
+        s = 0.0
+        for c in range(c0, c1):
+            s += act_scalar(c_act[c], a[c, b])
+        return s / (c1 - c0)
     o = c1 - 1  # KIND_LSTM_H: f_o(a_o) tanh(C)
     return act_scalar(c_act[o], a[o, b]) * np.tanh(_pair_sum(c_act, a, c0, o, b))
 
@@ -192,10 +197,14 @@ def _local_derivative(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: 
         return dact_scalar(c_act[c], a[c, b])
     if kind == KIND_MAX:  # the first maximal compartment takes the whole error
         best = c0
+        top = act_scalar(c_act[c0], a[c0, b])
         for k in range(c0 + 1, c1):
-            if a[k, b] > a[best, b]:
-                best = k
-        return 1.0 if c == best else 0.0
+            f = act_scalar(c_act[k], a[k, b])
+            if f > top:
+                best, top = k, f
+        return dact_scalar(c_act[c], a[c, b]) if c == best else 0.0
+    if kind == KIND_MEAN:
+        return dact_scalar(c_act[c], a[c, b]) / (c1 - c0)
     if kind == KIND_PRODUCT:
         partner = c0 + ((c - c0) ^ 1)
         return dact_scalar(c_act[c], a[c, b]) * act_scalar(c_act[partner], a[partner, b])

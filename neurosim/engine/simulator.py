@@ -211,12 +211,15 @@ class Simulator:
 
     # ---- internals ------------------------------------------------------------------
     def _batch(self, data: np.ndarray | Mapping[str, np.ndarray], vertices: list[str], what: str) -> dict[str, np.ndarray]:
-        """Validated ``(B, size)`` arrays for ``vertices`` from an array or a dict."""
+        """Validated ``(B, size)`` arrays for ``vertices`` from an array or a dict; an input
+        with a ``default`` (an initial state) left out of the data is clamped to it."""
+        optional = {v: self.graph.nodes[v].get("default") for v in vertices}
+        optional = {v: d for v, d in optional.items() if d is not None and not (isinstance(data, Mapping) and v in data)}
         if not isinstance(data, Mapping):
-            if len(vertices) != 1:
+            if len(vertices) - len(optional) != 1:
                 raise DataError(f"this graph has {what} vertices {vertices}; pass a dict {{vertex: array}}")
-            data = {vertices[0]: data}
-        missing = [v for v in vertices if v not in data]
+            data = {next(v for v in vertices if v not in optional): data}
+        missing = [v for v in vertices if v not in data and v not in optional]
         if missing:
             raise DataError(f"no {what} data for vertex {missing[0]!r}; pass an array for each of {vertices}")
         extra = sorted(set(data) - set(vertices))
@@ -224,6 +227,8 @@ class Simulator:
             raise DataError(f"{what} data given for {extra}, which are not {what} vertices {vertices}")
         out, lanes = {}, None
         for v in vertices:
+            if v in optional:
+                continue
             arr = np.asarray(data[v], dtype=self.dtype)
             size = self.graph.nodes[v]["size"]
             if arr.ndim == 1:
@@ -238,7 +243,8 @@ class Simulator:
                 raise DataError(f"{what} data for vertex {v!r} has batch {arr.shape[0]}, others have {lanes}")
             lanes = arr.shape[0]
             out[v] = arr
-        return out
+        return {v: out[v] if v in out else np.full((lanes, self.graph.nodes[v]["size"]), optional[v], self.dtype)
+                for v in vertices}
 
     def _vertex_values(self, vertex: str) -> np.ndarray:
         k = self.netlist.vertices.index(vertex)
