@@ -54,6 +54,12 @@ def test_table3_sigmoid_detects_every_moment(tmp_path):
     assert float(by["sigmoid", "song", 4]["song_pct"]) == 100.0
     # ReLU, pre convention: Song's phi fires late where the backprop error is 0
     assert int(by["relu", "song", 4]["late_firings"]) > 0
+    # the RNN (loss at the last step): deferred shared updates are backprop's, immediate ones are not
+    rnn = {(r["detector"], r["shared_updates"]): r for r in rows if r["net"].startswith("rnn")}
+    assert set(rnn) == {(d, u) for d in ("song", "feedback") for u in ("deferred", "immediate")}
+    for detector in ("song", "feedback"):
+        assert float(rnn[detector, "deferred"]["bp_rel_err"]) <= 1e-12
+        assert float(rnn[detector, "immediate"]["bp_rel_err"]) > 1e-4
     config = json.loads((folder / "config.json").read_text())
     assert config["settings"]["samples"] == 40 and config["experiment"] == "table3"
 
