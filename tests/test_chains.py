@@ -31,6 +31,7 @@ BLOCKS = {
     "tanh-avg": lambda: gc.block_cnn("tanh", "avg", loss="mse"),
     "sigmoid-max-post-act": lambda: gc.block_cnn("sigmoid", "max", separate_act=False),
     "tanh-avg-pre": lambda: gc.block_cnn("tanh", "avg", convention="pre", separate_act=False),
+    "max-then-relu": lambda: gc.block_cnn("relu", "max", act_after_pool=True),
 }
 
 
