@@ -31,6 +31,7 @@ BLOCKS = {
     "tanh-avg": lambda: gc.block_cnn("tanh", "avg", loss="mse"),
     "sigmoid-max-post-act": lambda: gc.block_cnn("sigmoid", "max", separate_act=False),
     "tanh-avg-pre": lambda: gc.block_cnn("tanh", "avg", convention="pre", separate_act=False),
+    "max-then-relu": lambda: gc.block_cnn("relu", "max", act_after_pool=True),
 }
 
 
@@ -87,6 +88,22 @@ def test_strict_and_il_on_block_cnns_equal_the_reference(name):
         assert ours.diverged == ref.diverged
         np.testing.assert_allclose(ours.energy[~np.isnan(ours.energy)], ref.energy, rtol=1e-10)
         assert gc.overall_error(ours.updates, ref.updates) <= 1e-11, rule
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_zil_variants_and_fazil_firings_on_block_cnns_equal_the_reference(name):
+    """Where the rules are not backprop (gamma != 1, long Fa-Z-IL runs with late firings),
+    the loop's composite error neurons fire when and where the reference's do."""
+    graph = BLOCKS[name]()
+    params, x, y = gc.random_case(graph, seed=6, batch=2, scale=1.0)
+    n = exact_steps(graph)
+    for rule in (ZIL(alpha=ALPHA, gamma=0.5), FaZIL(alpha=ALPHA, ticks=n + 3),
+                 FaZIL(alpha=ALPHA, ticks=n + 3, detector="feedback")):
+        ours = Simulator(graph, params).learn(x, y, rule)
+        ref = run_rule(graph, params, x, y, rule)
+        assert gc.overall_error(ours.updates, ref.updates) <= 1e-11, rule
+        rows = sorted((int(t), ref.vertices[int(k)], int(i), int(b)) for t, k, i, b in ref.firings)
+        assert ours.named(ours.firings) == rows, rule
 
 
 def test_the_cnn_builder_counts_blocks():
