@@ -103,6 +103,10 @@ def evaluate(run: Run, dataset: str | None = None, data_dir: str | None = None,
     task = make_task(dataset or config.dataset, config.model, config.mlp_options(),
                      data_dir if data_dir is not None else config.data_dir,
                      limit if limit is not None else config.limit, dtype)
+    sizes = {v: run.graph.nodes[v]["size"] for v in run.graph if run.graph.nodes[v]["op"] == "input"}
+    fits = {v: task.graph.nodes[v]["size"] for v in task.graph if task.graph.nodes[v]["op"] == "input"}
+    if sizes != fits:
+        raise ConfigError(f"the run's model takes inputs {sizes}; data set {dataset or config.dataset} gives {fits}")
     order = [run.rule, "backprop", *sorted(set(run.params) - {run.rule, "backprop"})]
     rows = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -112,8 +116,8 @@ def evaluate(run: Run, dataset: str | None = None, data_dir: str | None = None,
                                    "n_train": len(task.train), "n_test": len(task.test)}
             for split_name, split in (("train", task.train), ("test", task.test)):
                 x, y = split.x(slice(None)), split.y(slice(None))
-                row[f"{split_name}_loss"] = backprop.loss(task.graph, params, x, y) / len(split)
-                row[f"{split_name}_acc"] = task.accuracy(lambda xs, p=params: _outputs(task.graph, p, xs), split)
+                row[f"{split_name}_loss"] = backprop.loss(run.graph, params, x, y) / len(split)
+                row[f"{split_name}_acc"] = task.accuracy(lambda xs, p=params: _outputs(run.graph, p, xs), split)
             rows.append(row)
     return rows
 

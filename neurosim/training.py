@@ -251,6 +251,7 @@ def _echo(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()  # in order with the errors on stderr, and timely in a log file
 
 
 def _max_abs_diff(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:
