@@ -165,10 +165,11 @@ def main() -> None:
 @click.option("--threads", type=int, help="Threads of the event loop (default 1; the same bits for any number).")
 @click.option("--out", metavar="DIR", help="Run directory to create (default: runs/<time>-<dataset>-<rule>).")
 @click.option("--resume", metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint (no other run options).")
-@click.option("--baseline/--no-baseline", default=True, help="Fit a logistic regression on the same split to compare (default: on).")
+@click.option("--baseline/--no-baseline", default=None,
+              help="Fit a logistic regression on the same split to compare (default: on for small data sets such as digits).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (it is hidden anyway when stderr is not a terminal).")
 @click.pass_context
-def train(ctx: click.Context, config_file: str | None, resume: str | None, baseline: bool, no_progress: bool,
+def train(ctx: click.Context, config_file: str | None, resume: str | None, baseline: bool | None, no_progress: bool,
           threads: int | None, **options: Any) -> None:
     """Train a PC rule on the event loop beside backprop, from the same weights.
 
@@ -324,7 +325,7 @@ def _one_line_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def _train(config_file: str | None, options: dict[str, Any], progress: bool | None, baseline: bool,
+def _train(config_file: str | None, options: dict[str, Any], progress: bool | None, baseline: bool | None,
            threads: int | None):
     from neurosim.recording import default_run_dir
     from neurosim.tasks import sequence_dataset

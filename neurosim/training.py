@@ -55,6 +55,8 @@ DEFAULT_EPOCHS = 40
 DEFAULT_LR = 0.04
 #: Largest batch passed to one prediction call when evaluating accuracy.
 EVAL_CHUNK = 1000
+#: The baseline is fit by default when the training inputs hold at most this many values.
+BASELINE_AUTO_MAX = 5_000_000
 #: A copy has diverged when its training loss passes this multiple of the initial weights' loss.
 LOSS_BOUND = 100.0
 #: ... or when its largest absolute weight passes this multiple of ``max(1, largest initial one)``.
@@ -272,7 +274,7 @@ def train(
     log: Callable[[str], None] | None = _echo,
     *,
     resume: str | Path | None = None,
-    baseline: bool = True,
+    baseline: bool | None = None,
     threads: int | None = None,
 ) -> TrainResult:
     """Train ``config.rule`` on the event loop and backprop from the same initial weights.
@@ -293,6 +295,8 @@ def train(
     baseline
         Also fit scikit-learn's logistic regression on the same training split and
         report its test accuracy (:func:`baseline_accuracy`), to judge the run by.
+        ``None`` (default): only when the training split has at most
+        :data:`BASELINE_AUTO_MAX` values (seconds on the digits; minutes on MNIST).
     threads
         The event loop's threads (overrides ``config.threads``; same bits for any value).
 
@@ -352,7 +356,10 @@ def train(
         f"(alpha={config.lr}) from the same weights, batch {config.batch}, {config.epochs} epochs"
     )
     result = TrainResult(config=config, rule=rule.to_dict(), sizes=sizes, params_init=params_init)
-    if baseline:
+    size = sum(int(np.prod(np.shape(a))) for a in task.train.inputs.values())
+    if baseline is None and size > BASELINE_AUTO_MAX:
+        say(f"baseline: skipped for a training split of {size:,} values (--baseline fits it; minutes)")
+    if baseline or (baseline is None and size <= BASELINE_AUTO_MAX):
         result.baseline = baseline_accuracy(task)
         if result.baseline is not None:
             say(f"baseline: {result.baseline['model']} on the same split, test accuracy "

@@ -232,10 +232,21 @@ def test_parser_errors_are_one_line(runner: CliRunner, args: list[str], fragment
     _assert_clean_error(result, fragment)
 
 
-def test_threads_apply(runner: CliRunner) -> None:
+def test_threads_apply(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --threads reaches the event loop (recorded here; run on one thread, the same bits by test_parallel.py)
+    import neurosim.engine
+
+    asked = []
+
+    class Recording(neurosim.engine.Simulator):
+        def __init__(self, *args, threads: int = 1, **kw):
+            asked.append(threads)
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(neurosim.engine, "Simulator", Recording)
     result = _invoke(runner, "--threads", "2", "--epochs", "1", "--limit", "40", "--no-baseline", "--out", "r")
     assert result.exit_code == 0, result.output
-    assert json.loads(Path("r/config.json").read_text())["config"]["threads"] == 2
+    assert asked == [2] and json.loads(Path("r/config.json").read_text())["config"]["threads"] == 2
 
 
 def test_existing_out_is_refused(runner: CliRunner) -> None:

@@ -79,7 +79,10 @@ def _typed(value: Any, hint: Any, what: str) -> Any:
     elif origin is tuple:
         item = typing.get_args(hint)[0]
         if isinstance(value, (list, tuple)) and len(value) > 0:
-            return tuple(_typed(v, item, what) for v in value)
+            try:
+                return tuple(_typed(v, item, what) for v in value)
+            except ConfigError:
+                pass
     elif hint is float:
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
             return float(value)
