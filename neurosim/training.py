@@ -21,6 +21,23 @@ the neuron's Z-IL trigger step, which make Fa-Z-IL differ from backprop).
 
 Exact rules (Z-IL, Fa-Z-IL where every backprop error is nonzero, FixedPred with
 ``eta = 1``) keep the weight difference at round-off (about 1e-15 in float64).
+
+The default run is a 64-32-10 tanh MLP in the post convention with cross-entropy,
+``lr = 0.04``, 40 epochs: 97.21% test accuracy for both copies, above a logistic
+regression fit on the same split (:func:`baseline_accuracy`, 96.66%).
+
+A copy has *diverged* when a value becomes non-finite, the event loop's energy
+explodes, its largest absolute weight passes :data:`WEIGHT_BOUND` times
+``max(1, largest initial weight)`` (checked after every mini-batch) or its training
+loss passes :data:`LOSS_BOUND` times the initial weights' loss (after every epoch).
+The run then stops with a :class:`~neurosim.errors.DivergenceError` naming the likely
+cause: the learning rate when backprop, at the same ``lr`` on the same batches,
+diverged too; the rule's inference step (``gamma``, ``eta``) when it did not.
+
+With a run directory, a checkpoint (:mod:`neurosim.checkpoint`) is written before the
+first epoch and after each one; SIGINT or SIGTERM stops the run with
+:class:`RunInterrupted`, and ``train(resume=run_dir)`` continues it to the same bits
+as an uninterrupted run.
 """
 
 from __future__ import annotations
