@@ -12,8 +12,9 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from neurosim.errors import ParameterError
+from neurosim.errors import ConfigError, ParameterError
 from neurosim.graph.spec import param_shapes, param_specs
+from neurosim.validation import is_count, real_array
 
 Params = dict[str, np.ndarray]
 
@@ -29,6 +30,9 @@ def init_params(graph: nx.DiGraph, seed: int = 0, dtype: type = np.float64) -> P
     from neurosim.graph.validate import validate_graph
 
     validate_graph(graph)
+    if not is_count(seed) or seed < 0:
+        raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
+    dtype = _float_dtype(dtype)
     rng = np.random.default_rng(seed)
     return {
         name: rng.uniform(-spec.init_bound, spec.init_bound, size=spec.shape).astype(dtype)
@@ -45,10 +49,11 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
     from neurosim.graph.validate import validate_graph
 
     validate_graph(graph)
+    dtype = _float_dtype(dtype)
     expected = param_shapes(graph)
     if not isinstance(params, Mapping):
         raise ParameterError(f"parameters must be a dict of arrays, got {type(params).__name__}")
-    unknown = sorted(set(params) - set(expected))
+    unknown = sorted(map(repr, set(params) - set(expected)))
     if unknown:
         raise ParameterError(
             f"unexpected parameters {unknown}; this graph has {sorted(expected)}"
@@ -58,7 +63,7 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
         if name not in params:
             vertex = name.rsplit(".", 1)[0]
             raise ParameterError(f"missing parameter {name!r} of vertex {vertex!r} (shape {shape})")
-        arr = np.ascontiguousarray(np.asarray(params[name], dtype=dtype))
+        arr = np.ascontiguousarray(real_array(params[name], f"parameter {name!r}", ParameterError, dtype))
         if arr.shape != shape:
             raise ParameterError(
                 f"parameter {name!r} has shape {arr.shape}, expected {shape} (PyTorch layout: "
@@ -70,6 +75,17 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
     return out
 
 
+def _float_dtype(dtype: object) -> type:
+    """``dtype`` as ``numpy.float64`` or ``numpy.float32``; ConfigError otherwise."""
+    try:
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        dt = None
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ConfigError(f"dtype must be float64 or float32, got {dtype!r}")
+    return dt.type
+
+
 def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: type = np.float64) -> Params:
     """Parameters from the ``state_dict`` of a PyTorch ``nn.Sequential`` of ``Linear`` layers.
 
@@ -78,6 +94,12 @@ def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: 
     (``(out, in)`` and ``(out,)``), so values are copied as they are. Tensors are
     converted with ``numpy.asarray`` (call ``.detach().cpu()`` on GPU tensors first).
     """
+    from neurosim.graph.validate import validate_graph
+
+    validate_graph(graph)
+    if not isinstance(state_dict, Mapping):
+        raise ParameterError(f"a state dict must be a dict of arrays, got {type(state_dict).__name__}")
+    state_dict = {str(k): v for k, v in state_dict.items()}
     dense = [v for v in nx.topological_sort(graph) if graph.nodes[v]["op"] == "dense"]
     prefixes = []
     for key in state_dict:
@@ -91,9 +113,9 @@ def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: 
         )
     params: Params = {}
     for prefix, vertex in zip(prefixes, dense):
-        params[f"{vertex}.weight"] = np.asarray(state_dict[f"{prefix}.weight"])
+        params[f"{vertex}.weight"] = state_dict[f"{prefix}.weight"]
         if f"{prefix}.bias" in state_dict:
-            params[f"{vertex}.bias"] = np.asarray(state_dict[f"{prefix}.bias"])
+            params[f"{vertex}.bias"] = state_dict[f"{prefix}.bias"]
     return check_params(graph, params, dtype)
 
 

@@ -77,11 +77,13 @@ A dense parameter's rows are the largest ``row_offset + size`` of its references
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
 
 from neurosim.errors import GraphError
+from neurosim.validation import is_count
 
 OPS = (
     "input", "dense", "conv2d", "avgpool", "maxpool", "flatten", "activation",
@@ -89,6 +91,25 @@ OPS = (
 )
 #: ops whose vertices own parameters
 PARAMETRIZED_OPS = ("dense", "conv2d", "lstm")
+#: attributes every vertex may carry (``shape`` and ``size`` are written by validation;
+#: ``meta`` holds the user's own annotations and is never read)
+COMMON_ATTRIBUTES = ("op", "inputs", "loss", "shape", "size", "meta")
+#: the further attributes each op reads; validation refuses any other (a misspelling)
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "input": (),
+    "dense": ("activation", "convention", "bias", "biases", "weights", "init_fan_in", "in_features"),
+    "conv2d": ("out_channels", "kernel_size", "stride", "padding", "activation", "convention", "bias",
+               "biases", "weights"),
+    "avgpool": ("kernel_size", "stride"),
+    "maxpool": ("kernel_size", "stride"),
+    "flatten": (),
+    "activation": ("activation",),
+    "sum": ("activation",),
+    "product": ("activations",),
+    "concat": (),
+    "split": ("start", "stop"),
+    "lstm": ("hidden", "bias", "biases", "weights"),
+}
 CONVENTIONS = ("post", "pre")
 LOSSES = ("mse", "ce")
 
@@ -112,7 +133,11 @@ class ParamSpec:
 def inputs_of(graph: nx.DiGraph, v: object) -> list:
     """The parents of ``v`` in the order its op reads them (``inputs`` or edge order)."""
     given = graph.nodes[v].get("inputs")
-    return list(given) if given is not None else list(graph.predecessors(v))
+    if given is None:
+        return list(graph.predecessors(v))
+    if not isinstance(given, (list, tuple)):
+        raise GraphError(f"vertex {v!r}: inputs must be a list of its parents, got {given!r}")
+    return list(given)
 
 
 def pair(value: object, what: str, v: object) -> tuple[int, int]:
@@ -121,9 +146,9 @@ def pair(value: object, what: str, v: object) -> tuple[int, int]:
         out = tuple(value)
     else:
         out = (value, value)
-    if not all(isinstance(k, int) and not isinstance(k, bool) for k in out):
+    if not all(is_count(k) for k in out):
         raise GraphError(f"vertex {v!r}: {what} must be an int or a pair of ints, got {value!r}")
-    return out  # type: ignore[return-value]
+    return int(out[0]), int(out[1])
 
 
 def conv_geometry(graph: nx.DiGraph, v: object) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
@@ -140,8 +165,8 @@ def _ref(value: object, v: object) -> ParamRef:
     if isinstance(value, str):
         return ParamRef(value)
     if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str) \
-            and isinstance(value[1], int) and value[1] >= 0:
-        return ParamRef(value[0], value[1])
+            and is_count(value[1]) and value[1] >= 0:
+        return ParamRef(value[0], int(value[1]))
     raise GraphError(
         f"vertex {v!r}: a parameter reference is a name or (name, row_offset), got {value!r}"
     )
@@ -170,6 +195,8 @@ def weight_refs(graph: nx.DiGraph, v: object) -> dict[object, ParamRef]:
     else:
         default = {p: f"{v}.weight" for p in parents}
     given = attrs.get("weights") or {}
+    if not isinstance(given, Mapping):
+        raise GraphError(f"vertex {v!r}: weights must map parents to parameter names, got {given!r}")
     unknown = [p for p in given if p not in parents]
     if unknown:
         raise GraphError(f"vertex {v!r} names weights for {unknown}, which are not among its inputs {parents}")
@@ -180,6 +207,8 @@ def bias_refs(graph: nx.DiGraph, v: object) -> list[ParamRef]:
     """The bias parameters of a parametrized vertex (their values are summed)."""
     attrs = graph.nodes[v]
     if attrs.get("biases") is not None:
+        if not isinstance(attrs["biases"], (list, tuple)):
+            raise GraphError(f"vertex {v!r}: biases must be a list of parameter names, got {attrs['biases']!r}")
         return [_whole(_ref(b, v), v, attrs["op"]) for b in attrs["biases"]]
     if not attrs.get("bias", True):
         return []
