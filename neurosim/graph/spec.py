@@ -135,7 +135,7 @@ def inputs_of(graph: nx.DiGraph, v: object) -> list:
     given = graph.nodes[v].get("inputs")
     if given is None:
         return list(graph.predecessors(v))
-    if not isinstance(given, (list, tuple)):
+    if not isinstance(given, (list, tuple)) or not all(p in graph for p in given):
         raise GraphError(f"vertex {v!r}: inputs must be a list of its parents, got {given!r}")
     return list(given)
 

@@ -195,8 +195,12 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     # What an earlier validation wrote is inferred, not declared: infer it again (the
     # graph may have changed since).
     inferred = graph.graph.setdefault(_INFERRED, {})
-    for key, value in inferred.get(v, {}).items():
-        if attrs.get(key) == value and not (op == "input" or (op == "dense" and key == "size")):
+    earlier = inferred.get(v, {})
+    unchanged = [key for key, value in earlier.items() if _same(attrs.get(key), value)]
+    # an input whose size or shape the user changed: the other one is stale
+    edited = op == "input" and any(attrs.get(key) is not None and key not in unchanged for key in earlier)
+    for key in unchanged:
+        if edited or not (op == "input" or (op == "dense" and key == "size")):
             del attrs[key]
     for key in ("shape", "size"):
         if attrs.get(key) is not None and not (_positive_int(attrs[key]) if key == "size" else _is_shape(attrs[key])):
@@ -214,6 +218,13 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     attrs["shape"] = shape
     attrs["size"] = size
     inferred[v] = {"shape": shape, "size": size}
+
+
+def _same(given: object, inferred: object) -> bool:
+    """Whether an attribute still holds what validation inferred (a tuple may have become a list)."""
+    if isinstance(given, (list, tuple)) and isinstance(inferred, tuple):
+        return tuple(given) == inferred
+    return _positive_int(given) and given == inferred
 
 
 def _is_shape(value: object) -> bool:
