@@ -2,7 +2,10 @@
 
 Names are ``"<vertex>.weight"`` (dense: ``(out, in)``) and ``"<vertex>.bias"``
 (``(out,)``), so a PyTorch ``state_dict`` whose keys are renamed to the vertices of a
-neurosim graph can be loaded directly, and neurosim's weights can be copied back.
+neurosim graph can be loaded directly, and neurosim's weights can be copied back;
+:func:`from_sequential` and :func:`to_sequential` do the renaming for an
+``nn.Sequential`` (nested blocks included), :func:`merge_bias_pairs` and
+:func:`split_bias_pairs` convert recurrent bias pairs.
 """
 
 from __future__ import annotations
@@ -86,13 +89,43 @@ def _float_dtype(dtype: object) -> type:
     return dt.type
 
 
-def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: type = np.float64) -> Params:
-    """Parameters from the ``state_dict`` of a PyTorch ``nn.Sequential`` of ``Linear`` layers.
+def sequential_modules(graph: nx.DiGraph) -> list[tuple[str, list[str]]]:
+    """The graph's layers as a PyTorch ``nn.Sequential`` holds them: for every dense or
+    conv2d vertex, and the parametrized op of every chain, in topological order, the
+    name of its weight and of its biases."""
+    from neurosim.graph.chain import parametrized_member
+    from neurosim.graph.spec import bias_refs, weight_refs
 
-    The k-th ``Linear`` (keys ``"<i>.weight"``/``"<i>.bias"``, in the state dict's order)
-    becomes the k-th dense vertex of ``graph`` in topological order. Layouts are the same
-    (``(out, in)`` and ``(out,)``), so values are copied as they are. Tensors are
-    converted with ``numpy.asarray`` (call ``.detach().cpu()`` on GPU tensors first).
+    out = []
+    for v in nx.topological_sort(graph):
+        op = graph.nodes[v]["op"]
+        if op == "chain":
+            found = parametrized_member(graph, v)
+            if found is None:
+                continue
+            g, name = found
+        elif op in ("dense", "conv2d"):
+            g, name = graph, v
+        else:
+            continue
+        refs = list(weight_refs(g, name).values())
+        if len(refs) != 1 or refs[0].row_offset:
+            raise ParameterError(f"vertex {v!r} reads several weights; an nn.Sequential layer reads one")
+        out.append((refs[0].name, [b.name for b in bias_refs(g, name)]))
+    return out
+
+
+def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: type = np.float64) -> Params:
+    """Parameters from the ``state_dict`` of a PyTorch ``nn.Sequential``.
+
+    The modules with a ``weight`` (``Linear``, ``Conv2d``; inside a nested block too:
+    keys ``"<i>.<j>.weight"``), in the state dict's order, become the graph's layers in
+    topological order (:func:`sequential_modules`: dense and conv2d vertices, and the
+    parametrized op of each chain). Layouts are the same (``(out, in)``,
+    ``(out_c, in_c, kh, kw)``, ``(out,)``), so values are copied as they are; a graph
+    from :func:`neurosim.graph.sequential` or :func:`neurosim.graph.pytorch.from_torch`
+    has the state dict's own keys. Tensors are converted with ``numpy.asarray`` (call
+    ``.detach().cpu()`` on GPU tensors first).
     """
     from neurosim.graph.validate import validate_graph
 
@@ -100,37 +133,78 @@ def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: 
     if not isinstance(state_dict, Mapping):
         raise ParameterError(f"a state dict must be a dict of arrays, got {type(state_dict).__name__}")
     state_dict = {str(k): v for k, v in state_dict.items()}
-    dense = [v for v in nx.topological_sort(graph) if graph.nodes[v]["op"] == "dense"]
+    modules = sequential_modules(graph)
     prefixes = []
     for key in state_dict:
         prefix, _, leaf = str(key).rpartition(".")
         if leaf == "weight" and prefix not in prefixes:
             prefixes.append(prefix)
-    if len(prefixes) != len(dense):
+    if len(prefixes) != len(modules):
         raise ParameterError(
-            f"the state dict has {len(prefixes)} weight matrices {prefixes} but the graph has "
-            f"{len(dense)} dense vertices {dense}"
+            f"the state dict has {len(prefixes)} weight matrices {prefixes} but the graph has {len(modules)} layers "
+            f"with weights {[w for w, _ in modules]}"
         )
     params: Params = {}
-    for prefix, vertex in zip(prefixes, dense):
-        params[f"{vertex}.weight"] = state_dict[f"{prefix}.weight"]
+    for prefix, (weight, biases) in zip(prefixes, modules):
+        params[weight] = state_dict[f"{prefix}.weight"]
         if f"{prefix}.bias" in state_dict:
-            params[f"{vertex}.bias"] = state_dict[f"{prefix}.bias"]
+            if len(biases) != 1:
+                raise ParameterError(f"the state dict has {prefix}.bias but the graph's layer {weight!r} has "
+                                     f"biases {biases}")
+            params[biases[0]] = state_dict[f"{prefix}.bias"]
     return check_params(graph, params, dtype)
 
 
-def to_sequential(graph: nx.DiGraph, params: Mapping[str, np.ndarray], indices: list[int]) -> dict[str, np.ndarray]:
-    """The inverse of :func:`from_sequential`: keys ``"<indices[k]>.weight"`` for the k-th dense vertex.
+def to_sequential(
+    graph: nx.DiGraph, params: Mapping[str, np.ndarray], indices: list[int | str] | None = None
+) -> dict[str, np.ndarray]:
+    """The inverse of :func:`from_sequential`: a ``state_dict`` (numpy arrays) with keys
+    ``"<indices[k]>.weight"``/``".bias"`` for the k-th layer of :func:`sequential_modules`.
 
-    ``indices`` are the positions of the ``Linear`` modules in the ``nn.Sequential``
-    (for ``Sequential(Linear, Sigmoid, Linear)`` they are ``[0, 2]``).
+    ``indices`` are the positions of the modules in the ``nn.Sequential``: ints, or
+    ``"i.j"`` for module ``j`` of block ``i`` (for ``Sequential(Linear, Sigmoid, Linear)``
+    they are ``[0, 2]``). Omitted, each layer keeps its weight's own prefix (right for
+    graphs from :func:`neurosim.graph.sequential`, whose names are the torch keys).
     """
-    dense = [v for v in nx.topological_sort(graph) if graph.nodes[v]["op"] == "dense"]
-    if len(indices) != len(dense):
-        raise ParameterError(f"{len(indices)} module indices given for {len(dense)} dense vertices {dense}")
+    modules = sequential_modules(graph)
+    if indices is None:
+        indices = [weight.rpartition(".")[0] for weight, _ in modules]
+    if len(indices) != len(modules):
+        raise ParameterError(f"{len(indices)} module indices given for {len(modules)} layers "
+                             f"{[w for w, _ in modules]}")
     out: dict[str, np.ndarray] = {}
-    for index, vertex in zip(indices, dense):
-        for leaf in ("weight", "bias"):
-            if f"{vertex}.{leaf}" in params:
-                out[f"{index}.{leaf}"] = np.array(params[f"{vertex}.{leaf}"], copy=True)
+    for index, (weight, biases) in zip(indices, modules):
+        out[f"{index}.weight"] = np.array(params[weight], copy=True)
+        for b in biases:
+            out[f"{index}.bias"] = np.array(params[b], copy=True)
+    return out
+
+
+def merge_bias_pairs(params: Mapping[str, np.ndarray]) -> Params:
+    """PyTorch's recurrent bias pairs as single biases: ``<m>.bias_ih<s>`` and ``<m>.bias_hh<s>``
+    become ``<m>.bias<s> = bias_ih + bias_hh`` (the layout of ``bias="single"`` in
+    :func:`neurosim.graph.rnn` and :func:`neurosim.graph.lstm`); other entries are copied."""
+    out: Params = {}
+    for name, value in params.items():
+        if ".bias_hh" in name and name.replace(".bias_hh", ".bias_ih") in params:
+            continue
+        if ".bias_ih" in name and name.replace(".bias_ih", ".bias_hh") in params:
+            out[name.replace(".bias_ih", ".bias")] = np.asarray(value) + np.asarray(params[name.replace(".bias_ih", ".bias_hh")])
+        else:
+            out[name] = np.array(value, copy=True)
+    return out
+
+
+def split_bias_pairs(params: Mapping[str, np.ndarray], names: list[str]) -> Params:
+    """The inverse of :func:`merge_bias_pairs` for the single biases ``names`` (e.g.
+    ``["rnn.bias_l0"]``): ``bias_ih = bias``, ``bias_hh = 0``, PyTorch's keys."""
+    out: Params = {}
+    for name, value in params.items():
+        if name in names:
+            prefix, _, leaf = name.rpartition(".")
+            suffix = leaf[len("bias"):]
+            out[f"{prefix}.bias_ih{suffix}"] = np.array(value, copy=True)
+            out[f"{prefix}.bias_hh{suffix}"] = np.zeros_like(np.asarray(value))
+        else:
+            out[name] = np.array(value, copy=True)
     return out

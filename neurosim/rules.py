@@ -21,16 +21,24 @@ and ``x`` the presynaptic signal (``v`` for post, ``act(v)`` for pre).
   ``eps_i(t) != eps_i(t-1) == ... == eps_i(t - t_d)`` (exact comparison; before ``t = 0``
   every error is 0). Runs for ``ticks`` steps (default: one per trigger step).
 - :class:`StrictPC` (Rosenbaum 2022 Algorithm "PC", Torch2PC ``Strict``): ``n`` steps of
-  size ``eta`` with predictions and Jacobians from the current beliefs; the update uses
-  the errors of state ``n - 1`` and the beliefs of state ``n``.
+  size ``eta`` with predictions and Jacobians from the current beliefs; the update pulls
+  the errors of state ``n - 1`` back through each vertex's parameter Jacobian at the
+  beliefs of state ``n`` (dense post: ``(act'(W x(n) + b) * eps(n-1)) x(n)^T``).
 - :class:`FixedPred` (Rosenbaum 2022 "ModPC"; Millidge et al. 2020): errors against the
   forward-pass predictions, Jacobians at the forward pass, output error fixed at
   ``-dL/dvhat``; update from the errors of state ``n - 1`` and the forward-pass inputs.
   With ``eta = 1`` and ``n >= n_exact`` it equals the exact gradient (Theorem 1).
 
-A run *diverges* at step ``t`` when an error or a belief is not finite, or when the
-energy ``E(t) = 1/2 sum eps^2`` (over all error neurons and samples) exceeds
-``max_energy_ratio * E(0)``. Diverged runs apply no update and report the step.
+A run *diverges* at step ``t`` when an error is not finite, or when the energy
+``E(t) = 1/2 sum eps^2`` (over all error neurons and samples) exceeds
+``max_energy_ratio * E(0)``; the presentation ends there and reports ``t``. Every change
+computed from the states before ``t`` takes effect, nothing computed from state ``t``:
+the changes Z-IL and Fa-Z-IL made at earlier steps stay (a synapse that has changed
+stays changed; a Fa-Z-IL run kept going past its last trigger keeps its exact update)
+and the sums held back for shared parameters are applied, as at a normal end; IL,
+Strict PC and FixedPred, which update at the end, apply nothing. A run in which an
+update makes a parameter non-finite also diverges, at that step, and the whole
+presentation is undone.
 """
 
 from __future__ import annotations
@@ -168,21 +176,29 @@ class FaZIL(Rule):
     prediction ``mu_i`` has not moved since the sample's learning phase began (a change
     that only its own value neuron's feedback can cause). It never fires late where the
     backprop error is exactly 0 (ReLU in the pre convention, max-pool).
-    A parameter shared by several vertices accumulates its updates over the
-    presentation and applies them at its end (there is no schedule to say when its last
-    trigger is).
+
+    A parameter shared by several vertices (a recurrent weight unrolled in time) either
+    accumulates its changes over the presentation and applies the sum at its end
+    (``shared_updates="deferred"``: there is no schedule to say when its last trigger
+    is; equals backprop on an RNN with the loss at the last step and on a cell-level
+    LSTM) or changes each time one of its synapses' error neurons fires
+    (``"immediate"``, Song et al.'s Algorithm 2 as written: later firings see changed
+    weights, which is not backprop there). Parameters read by one vertex only (a conv
+    kernel, a dense layer) change when phi fires in either setting.
     """
 
     t_d: int = 4
     ticks: int | None = None
     gamma: float = 1.0
     detector: str = "song"
+    shared_updates: str = "deferred"
     max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
     name = "fazil"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice("detector", self.detector, DETECTORS)
+        require_choice("shared_updates", self.shared_updates, SHARED_UPDATES)
         require_steps("t_d", self.t_d, 1)
         if self.ticks is not None:
             require_steps("ticks", self.ticks, 1)
@@ -191,7 +207,8 @@ class FaZIL(Rule):
 
 @dataclass(frozen=True)
 class StrictPC(Rule):
-    """Strict predictive coding: ``n`` steps of size ``eta``, update from state ``n-1`` errors."""
+    """Strict predictive coding (Torch2PC ``Strict``): ``n`` steps of size ``eta``, then the
+    errors of state ``n-1`` pulled back through the parameter Jacobians at state ``n``."""
 
     eta: float = 0.1
     n: int = 20

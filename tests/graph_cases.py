@@ -86,11 +86,27 @@ def naive_vertex(graph, v, params, xs):
         return np.concatenate(xs, axis=1)
     if op == "split":
         return xs[0][:, node["start"] : node["stop"]]
+    if op == "chain":  # the ops in turn, each as a vertex of its own small graph
+        names, shapes = list(parents), [graph.nodes[p]["shape"] for p in parents]
+        for k, member in enumerate(node["ops"]):
+            sub = nx.DiGraph()
+            for name, shape in zip(names, shapes):
+                sub.add_node(name, op="input", shape=tuple(shape))
+            attrs = dict(member)
+            if attrs["op"] in ("dense", "conv2d"):
+                attrs.setdefault("activation", "linear")
+                attrs.setdefault("convention", "post")
+            sub.add_node(f"{v}.{k}", **attrs, inputs=list(names), loss="mse")
+            sub.add_edges_from((name, f"{v}.{k}") for name in names)
+            validate_graph(sub)  # for the shapes only
+            xs = [naive_vertex(sub, f"{v}.{k}", params, xs)]
+            names, shapes = [f"{v}.{k}"], [sub.nodes[f"{v}.{k}"]["shape"]]
+        return xs[0]
     if op == "lstm":
         hidden = node["hidden"]
         refs = weight_refs(graph, v)
         x = xs[0]
-        prev = xs[1] if len(xs) > 1 else np.zeros((batch, 2 * hidden))
+        prev = np.concatenate(xs[1:], axis=1) if len(xs) > 1 else np.zeros((batch, 2 * hidden))
         h_prev, c_prev = prev[:, :hidden], prev[:, hidden:]
         gates = x @ params[refs[parents[0]].name].T + sum(params[b.name] for b in bias_refs(graph, v))
         if len(xs) > 1:
@@ -110,7 +126,11 @@ def naive_forward(graph, params, x, nudge=None):
         if graph.nodes[v]["op"] == "input":
             out = np.asarray(x[v], dtype=np.float64)
         else:
-            out = naive_vertex(graph, v, params, [values[p] for p in inputs_of(graph, v)])
+            xs = []
+            for p in inputs_of(graph, v):  # an edge slice hands over x[:, start:stop]
+                start, stop = graph.edges[p, v].get("slice", (0, values[p].shape[1]))
+                xs.append(values[p][:, start:stop])
+            out = naive_vertex(graph, v, params, xs)
         if nudge is not None and v in nudge:
             out = out + nudge[v]
         values[v] = out
@@ -310,6 +330,67 @@ def lstm_cells(steps=3, n_in=2, hidden=2, n_out=2, loss="mse"):
                weights={"h": "out.weight"}, biases=["out.bias"])
     g.add_edges_from([(f"s{steps}", "h"), ("h", "out")])
     return _done(g)
+
+
+def block_cnn(act="relu", pool="max", loss="ce", convention="post", separate_act=True):
+    """Torch2PC's blocks: ``x (2,8,8) -> [conv(3, k3, pad 1) -> act -> pool(k2)] -> [conv(2, k2)
+    -> act -> pool(k2, stride 1)] -> [flatten -> dense(3)]``, three chain vertices (the
+    activation a member of its own, or, without ``separate_act``, the conv's)."""
+    def conv(c, k, **kw):
+        return dict(op="conv2d", out_channels=c, kernel_size=k, convention=convention,
+                    activation="linear" if separate_act else act, **kw)
+
+    def block(c, k, stride=None, **kw):
+        ops = [conv(c, k, **kw)] + ([dict(op="activation", activation=act)] if separate_act else [])
+        return ops + [dict(op=f"{pool}pool", kernel_size=2, **({} if stride is None else {"stride": stride}))]
+
+    g = nx.DiGraph(name="block-cnn")
+    g.add_node("x", op="input", shape=(2, 8, 8))
+    g.add_node("b1", op="chain", ops=block(3, 3, padding=1))  # (3, 4, 4)
+    g.add_node("b2", op="chain", ops=block(2, 2, stride=1))  # (2, 3, 3) -> (2, 2, 2)
+    g.add_node("b3", op="chain", ops=[dict(op="flatten"), dict(op="dense", size=3)], loss=loss)
+    g.add_edges_from([("x", "b1"), ("b1", "b2"), ("b2", "b3")])
+    return _done(g)
+
+
+def unfused(graph):
+    """The same function as a graph of chains, one vertex per op, reading the same
+    parameters (the chains' ``<v>.<k>.weight`` names): an independent path through the
+    plain ops."""
+    g = nx.DiGraph(name=graph.name + "-unfused")
+    last = {}
+    for v in nx.topological_sort(graph):
+        node = graph.nodes[v]
+        parents = [last[p] for p in inputs_of(graph, v)]
+        if node["op"] != "chain":
+            keep = {"input": ("size", "shape"), "dense": ("size",)}.get(node["op"], ())
+            attrs = {k: val for k, val in node.items() if k not in ("shape", "size") or k in keep}
+            g.add_node(v, **attrs)
+            g.add_edges_from((p, v) for p in parents)
+            last[v] = v
+            continue
+        prev = parents
+        renamed = {p: last[p] for p in inputs_of(graph, v)}
+        for k, member in enumerate(node["ops"]):
+            name = f"{v}.{k}"
+            attrs = dict(member)
+            if attrs["op"] in ("dense", "conv2d"):  # the chain's default names, or the op's own
+                attrs.setdefault("activation", "linear")
+                attrs.setdefault("convention", "post")
+                given = attrs.get("weights") or {}
+                attrs["weights"] = {renamed.get(p, p): ref for p, ref in given.items()} or {
+                    p: f"{name}.weight" for p in prev}
+                if "biases" not in attrs:
+                    attrs["biases"] = [f"{name}.bias"] if attrs.get("bias", True) else []
+                attrs.pop("bias", None)
+            g.add_node(name, **attrs, inputs=list(prev))
+            g.add_edges_from((p, name) for p in prev)
+            prev = [name]
+        g.nodes[prev[0]]["loss"] = node.get("loss")
+        if node.get("loss") is None:
+            del g.nodes[prev[0]]["loss"]
+        last[v] = prev[0]
+    return _done(g), last
 
 
 def residual(skip=False):

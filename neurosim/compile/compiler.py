@@ -28,6 +28,7 @@ from neurosim.compile.netlist import (
     Netlist,
 )
 from neurosim.errors import ConfigError, GraphError
+from neurosim.graph.chain import pre_activation
 from neurosim.graph.spec import param_shapes
 from neurosim.graph.validate import validate_graph
 
@@ -120,10 +121,10 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
         vs = slice(lo_v[k], lo_v[k] + size)
         v_vertex[vs] = k
         v_pos[vs] = np.arange(size)
-        pre_children = [c for c in graph.successors(v) if graph.nodes[c]["op"] in ("dense", "conv2d")
-                        and graph.nodes[c]["convention"] == "pre"]
-        if pre_children:
-            v_out_act[vs] = activation_code(graph.nodes[pre_children[0]]["activation"], str(pre_children[0]))
+        pre_acts = [(c, pre_activation(graph, c)) for c in graph.successors(v)]
+        pre_acts = [(c, a) for c, a in pre_acts if a is not None]
+        if pre_acts:
+            v_out_act[vs] = activation_code(pre_acts[0][1], str(pre_acts[0][0]))
         if attrs["op"] == "input":
             v_role[vs] = ROLE_INPUT
             continue

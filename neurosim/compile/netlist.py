@@ -10,7 +10,10 @@ the neuron's prediction combines its compartments by its kind ``e_kind[i]``:
   sum, concat, split: one compartment);
 - ``KIND_PRODUCT``: ``mu = sum_k f_{2k}(a_{2k}) f_{2k+1}(a_{2k+1})`` (products; the LSTM
   cell ``c = sigma(a_f) c_prev + sigma(a_i) tanh(a_g)``);
-- ``KIND_MAX``: ``mu = max_c a_c`` (max pooling; the first maximal compartment wins);
+- ``KIND_MAX``: ``mu = max_c f_c(a_c)`` (max pooling, alone or at the end of a chain
+  such as conv, relu, maxpool; the first maximal compartment wins);
+- ``KIND_MEAN``: ``mu = 1/n sum_c f_c(a_c)`` over its ``n`` compartments (average pooling
+  at the end of a chain such as conv, tanh, avgpool);
 - ``KIND_LSTM_H``: ``mu = f_o(a_o) tanh(C)`` with ``C`` the pair products of the other
   compartments (the LSTM output ``h = sigma(o) tanh(c)``).
 
@@ -53,7 +56,7 @@ import numpy as np
 
 ROLE_FREE, ROLE_INPUT, ROLE_OUTPUT = 0, 1, 2
 LOSS_NONE, LOSS_MSE, LOSS_CE = 0, 1, 2
-KIND_SINGLE, KIND_PRODUCT, KIND_MAX, KIND_LSTM_H = 0, 1, 2, 3
+KIND_SINGLE, KIND_PRODUCT, KIND_MAX, KIND_LSTM_H, KIND_MEAN = 0, 1, 2, 3, 4
 
 
 @dataclass

@@ -20,7 +20,9 @@ Per op, with ``x`` the parents' value neurons (``act(v)`` for a ``pre`` child):
 - product: one weight-1 compartment per parent, combined as pair products.
 - lstm: neuron ``k < H`` (``h_k``) has compartments ``f, c_prev, i, g, o``, neuron ``H + k``
   (``c_k``) has ``f, c_prev, i, g`` (without a previous state: ``i, g (, o)``); each gate
-  compartment sums ``W_ih[gate H + k] x + W_hh[gate H + k] h_prev + b_ih + b_hh``.
+  compartment sums ``W_ih[gate H + k] x + W_hh[gate H + k] h_prev + b_ih + b_hh``
+  (``h_prev``, ``c_prev`` from one parent ``[h; c]`` or from two parents ``h``, ``c``).
+- chain: see :func:`_chain`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ import networkx as nx
 import numpy as np
 
 from neurosim.activations import activation_code
-from neurosim.compile.netlist import KIND_LSTM_H, KIND_MAX, KIND_PRODUCT, KIND_SINGLE
-from neurosim.graph.spec import bias_refs, conv_geometry, inputs_of, weight_refs
+from neurosim.compile.netlist import KIND_LSTM_H, KIND_MAX, KIND_MEAN, KIND_PRODUCT, KIND_SINGLE
+from neurosim.graph.spec import bias_refs, conv_geometry, edge_slice, inputs_of, parent_size, weight_refs
 
 LINEAR = activation_code("linear")
 SIGMOID = activation_code("sigmoid")
@@ -117,12 +119,16 @@ def wire_vertex(
         b.kind, b.comps = [KIND_SINGLE] * n, [1] * n
         for p, ref in weight_refs(graph, v).items():
             if op == "dense":
-                _dense_synapses(b, n, graph.nodes[p]["size"], lo_v(p), param_offset(ref.name), ref.row_offset)
+                start = (edge_slice(graph, p, v) or (0, 0))[0]  # a slice edge reads x[start:stop]
+                _dense_synapses(b, n, parent_size(graph, p, v), lo_v(p) + start, param_offset(ref.name),
+                                ref.row_offset)
             else:
                 _conv_synapses(b, graph, v, p, lo_v(p), param_offset(ref.name))
         return b.build()
     if op == "lstm":
         return _lstm(graph, v, parents, lo_v, param_offset, constant)
+    if op == "chain":
+        return _chain(graph, v, parents, lo_v, param_offset, constant)
     if op == "maxpool":
         windows = _pool_windows(graph, v, parents[0])  # (n, k) parent positions
         k = windows.shape[1]
@@ -163,6 +169,48 @@ def wire_vertex(
         b.connect(np.arange(n), lo_v(parents[0]) + attrs["start"] + np.arange(n), np.full(n, one))
     else:  # pragma: no cover - validate_graph admits no other op
         raise AssertionError(op)
+    return b.build()
+
+
+def _chain(
+    graph: nx.DiGraph, v: object, parents: list, lo_v: Callable[[object], int],
+    param_offset: Callable[[str], int], constant: Callable[[float], int],
+) -> Wiring:
+    """A chain (:mod:`neurosim.graph.chain`): output ``i`` has one compartment per position
+    ``z`` of its window, a copy of the weighted op's compartment ``z`` (its synapses and
+    biases; a weight-1 synapse from the parent where there is no weighted op), through
+    the chain's activation, combined by the window's pooling (single, max or mean)."""
+    from neurosim.graph.chain import chain_plan
+
+    plan = chain_plan(graph, v)
+    if plan.weighted >= 0:
+        g, name = plan.graphs[plan.weighted]
+        if plan.source is None:  # the weighted op reads the chain's parents
+            z = wire_vertex(g, name, lo_v, param_offset, constant)
+            z_pre = z.syn_pre
+        else:  # through reindex ops: positions of its one input map to the parent's
+            z = wire_vertex(g, name, lambda u: 0, param_offset, constant)
+            z_pre = lo_v(parents[0]) + plan.source[z.syn_pre]
+        z_ptr = np.concatenate([[0], np.cumsum(np.bincount(z.syn_comp, minlength=len(z.comp_act)))])
+        z_plastic, z_biases, z_param = z.comp_plastic, z.comp_biases, z.syn_param
+    else:  # a = the parent's value itself
+        n_z = len(plan.source)
+        z_ptr = np.arange(n_z + 1)
+        z_pre = lo_v(parents[0]) + plan.source
+        z_param = np.full(n_z, constant(1.0), np.int64)
+        z_plastic, z_biases = np.zeros(n_z, np.uint8), [[] for _ in range(n_z)]
+    windows = plan.windows
+    n, k = windows.shape
+    flat = windows.ravel()  # compartment q of output q // k copies a-position flat[q]
+    counts = z_ptr[flat + 1] - z_ptr[flat]
+    first = np.repeat(z_ptr[flat] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    syn = first + np.arange(int(counts.sum()))  # the copied synapses, compartment by compartment
+    b = _Builder()
+    b.add_compartments([activation_code(plan.activation, str(v))] * (n * k), list(z_plastic[flat]),
+                       [list(z_biases[q]) for q in flat])
+    b.kind = [{None: KIND_SINGLE, "max": KIND_MAX, "avg": KIND_MEAN}[plan.pool]] * n
+    b.comps = [k] * n
+    b.connect(np.repeat(np.arange(n * k), counts), z_pre[syn], z_param[syn])
     return b.build()
 
 
@@ -211,6 +259,8 @@ def _lstm(
     biases = bias_refs(graph, v)
     x, prev = parents[0], (parents[1] if len(parents) > 1 else None)
     n_in = graph.nodes[x]["size"]
+    if prev is not None:  # the previous state as one parent [h; c], or as two, h then c
+        c_first = lo_v(parents[2]) if len(parents) > 2 else lo_v(prev) + hidden
     gate = {"i": (0, SIGMOID), "f": (1, SIGMOID), "g": (2, TANH), "o": (3, SIGMOID)}
     cell_comps = ["f", "c_prev", "i", "g"] if prev is not None else ["i", "g"]
     b = _Builder()
@@ -228,7 +278,7 @@ def _lstm(
         for j, name in enumerate(names):
             comp = first + j
             if name == "c_prev":
-                b.connect([comp], [lo_v(prev) + hidden + k], [constant(1.0)])
+                b.connect([comp], [c_first + k], [constant(1.0)])
                 continue
             row = gate[name][0] * hidden + k
             b.connect(np.full(n_in, comp), lo_v(x) + np.arange(n_in),

@@ -73,7 +73,7 @@ import numba
 import numpy as np
 
 from neurosim.activations import act_scalar, dact_scalar
-from neurosim.compile.netlist import KIND_MAX, KIND_PRODUCT, KIND_SINGLE, LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
+from neurosim.compile.netlist import KIND_MAX, KIND_MEAN, KIND_PRODUCT, KIND_SINGLE, LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
 from neurosim.engine.kernels import (
     CAUSE_DEFERRED,
     DETECTOR_FEEDBACK,
@@ -176,11 +176,16 @@ def _combine(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: int, b: i
         return act_scalar(c_act[c0], a[c0, b])
     if kind == KIND_PRODUCT:
         return _pair_sum(c_act, a, c0, c1, b)
-    if kind == KIND_MAX:
-        m = a[c0, b]
+    if kind == KIND_MAX:  # max_c f_c(a_c)
+        m = act_scalar(c_act[c0], a[c0, b])
         for c in range(c0 + 1, c1):
-            m = max(m, a[c, b])
+            m = max(m, act_scalar(c_act[c], a[c, b]))
         return m
+    if kind == KIND_MEAN:  # 1/n sum_c f_c(a_c)
+        s = 0.0
+        for c in range(c0, c1):
+            s += act_scalar(c_act[c], a[c, b])
+        return s / (c1 - c0)
     o = c1 - 1  # KIND_LSTM_H: f_o(a_o) tanh(C)
     return act_scalar(c_act[o], a[o, b]) * np.tanh(_pair_sum(c_act, a, c0, o, b))
 
@@ -192,10 +197,14 @@ def _local_derivative(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: 
         return dact_scalar(c_act[c], a[c, b])
     if kind == KIND_MAX:  # the first maximal compartment takes the whole error
         best = c0
+        top = act_scalar(c_act[c0], a[c0, b])
         for k in range(c0 + 1, c1):
-            if a[k, b] > a[best, b]:
-                best = k
-        return 1.0 if c == best else 0.0
+            f = act_scalar(c_act[k], a[k, b])
+            if f > top:
+                best, top = k, f
+        return dact_scalar(c_act[c], a[c, b]) if c == best else 0.0
+    if kind == KIND_MEAN:
+        return dact_scalar(c_act[c], a[c, b]) / (c1 - c0)
     if kind == KIND_PRODUCT:
         partner = c0 + ((c - c0) ^ 1)
         return dact_scalar(c_act[c], a[c, b]) * act_scalar(c_act[partner], a[partner, b])
@@ -206,6 +215,37 @@ def _local_derivative(kind: int, c_act: np.ndarray, a: np.ndarray, c0: int, c1: 
     partner = c0 + ((c - c0) ^ 1)
     return (act_scalar(c_act[o], a[o, b]) * (1.0 - t * t) * dact_scalar(c_act[c], a[c, b])
             * act_scalar(c_act[partner], a[partner, b]))
+
+
+@numba.njit(cache=True, inline="always")
+def _weighted_inputs(net: NetArrays, st: StateArrays, i: int, back: np.ndarray) -> None:
+    """Error neuron ``i``'s compartments' weighted inputs
+    ``a_c = sum bias + sum_s w_s x_s``, each synapse's ``x`` read where it arrives
+    (``x_line`` at ``T - d_s``)."""
+    B = st.a.shape[1]
+    shared, s_param, theta, x_line = net.s_param.shape[0] > 0, net.s_param, st.theta, st.x_line
+    for c in range(net.e_comp_ptr[i], net.e_comp_ptr[i + 1]):
+        bias = 0.0
+        for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
+            bias += theta[net.c_bias[q]]
+        for b in range(B):
+            st.a[c, b] = bias
+        for r in range(net.fr_ptr[c], net.fr_ptr[c + 1]):
+            s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
+            if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
+                for b in range(B):
+                    acc = 0.0
+                    if shared:
+                        for q in range(n):
+                            acc += theta[s_param[s0 + q]] * x_line[sl, p0 + q, b]
+                    else:
+                        acc = _dot(theta, s0, 1, x_line, sl, p0, b, n)
+                    st.a[c, b] += acc
+            else:  # lanes inside: contiguous lanes
+                for q in range(n):
+                    w = theta[s_param[s0 + q]] if shared else theta[s0 + q]
+                    for b in range(B):
+                        st.a[c, b] += w * x_line[sl, p0 + q, b]
 
 
 @numba.njit(cache=True)
@@ -230,7 +270,6 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
     learning = pol.mode == MODE_LEARN
     forced = T == pol.force_tick
     feedback_detector = pol.detector == DETECTOR_FEEDBACK
-    shared, s_param, theta, x_line = net.s_param.shape[0] > 0, net.s_param, st.theta, st.x_line
     count = _block_size(st.eps.shape[0], block, blocks)
     for k in range(count):
         first = _block_member(k, count, block, blocks, pol.reverse)
@@ -259,28 +298,7 @@ def _error_block(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T
         if inputs_changed and not (learning and pol.fixed):
             for i in range(lo, hi):
                 c0, c1 = net.e_comp_ptr[i], net.e_comp_ptr[i + 1]
-                for c in range(c0, c1):
-                    bias = 0.0
-                    for q in range(net.c_bias_ptr[c], net.c_bias_ptr[c + 1]):
-                        bias += theta[net.c_bias[q]]
-                    for b in range(B):
-                        st.a[c, b] = bias
-                    for r in range(net.fr_ptr[c], net.fr_ptr[c + 1]):
-                        s0, p0, n, sl = net.fr_syn[r], net.fr_pre[r], net.fr_len[r], back[net.fr_delay[r]]
-                        if B <= _FEW_LANES:  # lanes outside: the sum stays in a register
-                            for b in range(B):
-                                acc = 0.0
-                                if shared:
-                                    for q in range(n):
-                                        acc += theta[s_param[s0 + q]] * x_line[sl, p0 + q, b]
-                                else:
-                                    acc = _dot(theta, s0, 1, x_line, sl, p0, b, n)
-                                st.a[c, b] += acc
-                        else:  # lanes inside: contiguous lanes
-                            for q in range(n):
-                                w = theta[s_param[s0 + q]] if shared else theta[s0 + q]
-                                for b in range(B):
-                                    st.a[c, b] += w * x_line[sl, p0 + q, b]
+                _weighted_inputs(net, st, i, back)
                 for b in range(B):
                     st.mu[i, b] = _combine(net.e_kind[i], net.c_act, st.a, c0, c1, b)
         # Phase A, part 2: errors and phi; phase B: commit, emit, decide to learn.
@@ -731,12 +749,18 @@ def _clear(flags: np.ndarray, slot: int) -> None:
 
 
 @numba.njit(cache=True, inline="always")
-def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
+def _begin_tick(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
                 back: np.ndarray, ahead: np.ndarray) -> bool:
     """Slot tables and carried lines of tick ``T``. At the end of Strict PC's or
-    FixedPred's relaxation, every error neuron learns from its held ``g`` (state
-    ``n - 1``) and the signals its synapses receive now (state ``n``) instead of
-    computing: returns True then."""
+    FixedPred's relaxation (learning step ``n``) every error neuron learns, with its
+    errors held from state ``n - 1``, instead of computing: returns True then.
+
+    FixedPred learns from its held ``g`` (the Jacobian at the forward pass). Strict PC
+    pulls the held ``eps(n-1)`` back through the Jacobian at state ``n`` (Torch2PC's
+    ``SetPCGrads``): each error neuron recomputes its compartments' weighted inputs
+    ``a(n)`` from the signals its synapses receive now (where one arrived or changed,
+    as in S4) and learns with ``g = dmu/da(a(n)) * eps(n-1)``; its synapses pair it
+    with the same signals ``x(n)`` (Rosenbaum 2022, Algorithm "PC")."""
     D = st.err_wake_in.shape[0]
     for d in range(D + 1):
         back[d] = (T - d) % D  # slot of tick T - d
@@ -748,12 +772,18 @@ def _begin_tick(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: int,
     held = pol.mode == MODE_LEARN and pol.update_kind == UPDATE_HELD and T - pol.learn_tick0 == pol.held_step
     if held:
         for i in range(st.learning.shape[0]):
+            if not pol.fixed and (pol.all_active or st.err_wake_in[slot, i]):
+                _weighted_inputs(net, st, i, back)
             st.learning[i] = 1
             st.err_wake_in[slot, i] = 0
             st.err_wake_own[slot, i] = 0
-        for c in range(st.g.shape[0]):
-            for b in range(st.g.shape[1]):
-                st.pending[c, b] = st.g[c, b]
+            c0, c1 = net.e_comp_ptr[i], net.e_comp_ptr[i + 1]
+            for c in range(c0, c1):
+                for b in range(st.g.shape[1]):
+                    if pol.fixed:
+                        st.pending[c, b] = st.g[c, b]
+                    else:
+                        st.pending[c, b] = _local_derivative(net.e_kind[i], net.c_act, st.a, c0, c1, c, b) * st.eps[i, b]
         rec.energy[step] = np.nan
     return held
 
@@ -783,12 +813,12 @@ def _after_errors(st: StateArrays, pol: Policy, rec: Recorders, T: int, step: in
 @numba.njit(cache=True, inline="always")
 def _value_due(st: StateArrays, pol: Policy, step: int, back: np.ndarray) -> bool:
     """Whether this tick runs its value stage (not after the last error stage of a
-    rule that ends there); carries the value lines forward when it does."""
+    rule that ends there); carries the value lines forward in either case."""
+    _carry(st.v_line, back)  # also when the stage is skipped: the next presentation
+    _carry(st.x_line, back)  # reads this slot as what every value neuron last emitted
     if pol.last_error_only and step == pol.n_ticks - 1:
         _clear(st.val_wake, back[0])
         return False
-    _carry(st.v_line, back)
-    _carry(st.x_line, back)
     return True
 
 
@@ -841,7 +871,7 @@ def run_ticks(net: NetArrays, st: StateArrays, pol: Policy, rec: Recorders) -> t
         if _monitors_full(rec):
             return STATUS_FLUSH, step
         T = pol.tick0 + step
-        held = _begin_tick(st, pol, rec, T, step, back, ahead)
+        held = _begin_tick(net, st, pol, rec, T, step, back, ahead)
         if not held:
             _error_block(net, st, pol, rec, T, back, ahead, np.int64(0), np.int64(1))
         code = _after_errors(st, pol, rec, T, step, back, held)
@@ -871,7 +901,7 @@ def run_ticks_parallel(net: NetArrays, st: StateArrays, pol: Policy, rec: Record
         if _monitors_full(rec):
             return STATUS_FLUSH, step
         T = pol.tick0 + step
-        held = _begin_tick(st, pol, rec, T, step, back, ahead)
+        held = _begin_tick(net, st, pol, rec, T, step, back, ahead)
         if not held:
             _error_blocks(net, st, pol, rec, T, back, ahead)
         code = _after_errors(st, pol, rec, T, step, back, held)

@@ -56,14 +56,15 @@ _NEVER = -(2**40)  # last_change before learning: the prediction phase, errors c
 class LearnResult:
     """What one presentation of a mini-batch did.
 
-    ``updates`` maps each parameter to the change applied (zeros if the run diverged;
-    built on first access);
+    ``updates`` maps each parameter to the change applied (built on first access; on
+    divergence, what was computed before it, see :mod:`neurosim.rules`);
     ``energy[t]`` is ``1/2 sum eps^2`` at learning step ``t`` (NaN at a held-error
     update step, where no error is recomputed); ``firings`` lists phi's firings as int
     rows ``(step, vertex, position, lane)``, sorted, with ``vertex`` an index into
     ``vertices``, and ``late_firings`` the ones at a step other than the vertex's Z-IL
-    trigger (:meth:`named` gives them with vertex names); ``eps_at_trigger`` gives each
-    vertex's errors at its scheduled update (Z-IL, IL).
+    trigger (:meth:`named` gives them with vertex names; the reference's
+    :class:`~neurosim.reference.rules.ReferenceResult` indexes the same ``vertices``);
+    ``eps_at_trigger`` gives each vertex's errors at its scheduled update (Z-IL, IL).
     """
 
     diverged: bool
@@ -90,6 +91,12 @@ class LearnResult:
     def named(self, rows: np.ndarray) -> list[tuple[int, str, int, int]]:
         """Firing rows as ``(step, vertex name, position, lane)`` tuples."""
         return [(int(t), self.vertices[int(k)], int(i), int(b)) for t, k, i, b in rows]
+
+    def __repr__(self) -> str:
+        state = f"diverged at step {self.diverged_at}" if self.diverged else "ok"
+        return (f"LearnResult({state}, steps={self.steps}, parameters={len(self.netlist.param_index)}, "
+                f"entries changed={int(self.learned.sum())}, firings={len(self.firings)}, "
+                f"late={len(self.late_firings)})")
 
 
 class Simulator:
@@ -197,7 +204,8 @@ class Simulator:
     ) -> LearnResult:
         """Present a mini-batch: prediction phase on ``x``, then learning with target ``y``.
 
-        The rule's update is applied to the parameters unless the run diverged.
+        The rule's update is applied to the parameters (on divergence, what the rule
+        computed before it: see :mod:`neurosim.rules`).
         ``chunk_ticks`` splits the learning phase into kernel calls of that many ticks
         (the result does not depend on it); ``all_active`` and ``reverse`` are checks
         of the tick semantics (clauses S4 and S3 of :mod:`neurosim.engine.loop`).
@@ -220,12 +228,15 @@ class Simulator:
 
     # ---- internals ------------------------------------------------------------------
     def _batch(self, data: np.ndarray | Mapping[str, np.ndarray], vertices: list[str], what: str) -> dict[str, np.ndarray]:
-        """Validated ``(B, size)`` arrays for ``vertices`` from an array or a dict."""
+        """Validated ``(B, size)`` arrays for ``vertices`` from an array or a dict; an input
+        with a ``default`` (an initial state) left out of the data is clamped to it."""
+        optional = {v: self.graph.nodes[v].get("default") for v in vertices}
+        optional = {v: d for v, d in optional.items() if d is not None and not (isinstance(data, Mapping) and v in data)}
         if not isinstance(data, Mapping):
-            if len(vertices) != 1:
+            if len(vertices) - len(optional) != 1:
                 raise DataError(f"this graph has {what} vertices {vertices}; pass a dict {{vertex: array}}")
-            data = {vertices[0]: data}
-        missing = [v for v in vertices if v not in data]
+            data = {next(v for v in vertices if v not in optional): data}
+        missing = [v for v in vertices if v not in data and v not in optional]
         if missing:
             raise DataError(f"no {what} data for vertex {missing[0]!r}; pass an array for each of {vertices}")
         extra = sorted(set(data) - set(vertices))
@@ -233,6 +244,8 @@ class Simulator:
             raise DataError(f"{what} data given for {extra}, which are not {what} vertices {vertices}")
         out, lanes = {}, None
         for v in vertices:
+            if v in optional:
+                continue
             arr = validation.real_array(data[v], f"{what} data for vertex {v!r}", DataError, self.dtype)
             size = self.graph.nodes[v]["size"]
             if arr.ndim == 1:
@@ -254,7 +267,10 @@ class Simulator:
                     )
             lanes = arr.shape[0]
             out[v] = arr
-        return out
+        if lanes is None:
+            raise DataError(f"no {what} data given; pass an array for at least one of {vertices}")
+        return {v: out[v] if v in out else np.full((lanes, self.graph.nodes[v]["size"]), optional[v], self.dtype)
+                for v in vertices}
 
     def _vertex_values(self, vertex: str) -> np.ndarray:
         k = self.netlist.vertices.index(vertex)
@@ -395,7 +411,7 @@ class Presentation:
 
     Created by :meth:`Simulator.present`: the prediction phase has run and the target is
     clamped. :meth:`advance` runs some learning ticks; :meth:`finish` runs the rest and
-    returns the :class:`LearnResult` (restoring the parameters if the run diverged).
+    returns the :class:`LearnResult` (on divergence, keeping what was computed before it).
     """
 
     def __init__(
@@ -434,6 +450,7 @@ class Presentation:
         st.spent[:] = 0
         st.saved[:] = 0
         st.e_saved[:] = 0
+        st.deferred[:] = 0  # an abandoned presentation's held changes are not this one's
         sim._clamp(targets)
         if isinstance(rule, ZIL) and rule.init_noise > 0:
             self._perturb_beliefs(rule.init_noise, rule.noise_seed)
@@ -476,7 +493,8 @@ class Presentation:
             return UPDATE_AT_TRIGGER, last + 1, kw
         if isinstance(rule, FaZIL):
             ticks = rule.ticks if rule.ticks is not None else sim.n_exact
-            kw.update(sim._deferral("fazil", ticks))
+            if rule.shared_updates == "deferred":
+                kw.update(sim._deferral("fazil", ticks))
             detector = DETECTOR_FEEDBACK if rule.detector == "feedback" else DETECTOR_SONG
             kw.update(gamma=rule.gamma, update_kind=UPDATE_PHI, t_d=rule.t_d, detector=detector, cause=CAUSE_PHI)
             return UPDATE_PHI, ticks, kw
@@ -545,14 +563,21 @@ class Presentation:
         diverged = self.diverged_at is not None
         learned = st.saved.astype(bool)
         applied = st.applied
-        if diverged:  # undo every change of this presentation
-            sim.theta[learned] = st.theta_saved[learned]
+        if diverged:  # the presentation ends here (see neurosim.rules): held sums apply
+            if "defer_step" in self.options:
+                held = self.options["defer_params"]
+                held = held[self.options["defer_step"][held] >= self.diverged_at]
+                sim.theta[held] += st.deferred[held]
+            if not np.all(np.isfinite(sim.theta[learned])):  # a weight is not a number: undo all
+                sim.theta[learned] = st.theta_saved[learned]
+                learned[:] = False
             sim.state = allocate_state(net, st.v.shape[1], sim.theta)
             sim.stale = True
-            learned[:] = False
         else:  # the result keeps this buffer; the next presentation gets a new one
             sim.state = st._replace(applied=np.empty_like(applied))
         raw = np.concatenate(self.firings) if self.firings else np.zeros((0, 3), np.int64)
+        if diverged:  # firings at the diverging step made no change
+            raw = raw[raw[:, 0] < self.diverged_at]
         step, neuron, lane = raw[:, 0], raw[:, 1], raw[:, 2]
         rows = np.column_stack([step, net.e_vertex[neuron], net.e_pos[neuron], lane]).astype(np.int64)
         order = np.lexsort(rows.T[::-1])

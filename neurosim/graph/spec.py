@@ -11,7 +11,9 @@ added). Validation (:func:`neurosim.graph.validate_graph`) infers every vertex's
 Ops and their attributes (``x``, ``x1``, ``x2``... are the parents' values):
 
 ``input``
-    A clamped population: ``size`` (int) or ``shape`` (tuple). No parents.
+    A clamped population: ``size`` (int) or ``shape`` (tuple). No parents. Optional
+    ``default`` (a number): the data may leave this input out, and it is then clamped
+    to that value (the recurrent builders' initial states ``h0``, ``c0``: zeros).
 ``dense``
     ``mu = act(sum_p W_p x_p + sum_b b)`` (``convention="post"``, Rosenbaum) or
     ``mu = sum_p W_p act(x_p) + sum_b b`` (``convention="pre"``, Whittington and
@@ -51,14 +53,23 @@ Ops and their attributes (``x``, ``x1``, ``x2``... are the parents' values):
     state ``[h_{t-1}; c_{t-1}]`` (absent: zeros). Gates in PyTorch's order
     ``i, f, g, o``: ``gates = W_ih x_t + W_hh h_{t-1} + b_ih + b_hh``,
     ``c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)``, ``h_t = sigmoid(o) tanh(c_t)``.
-    Attribute ``hidden``.
+    Attribute ``hidden``. The previous state may also be two parents, ``h_{t-1}`` and
+    ``c_{t-1}`` (size ``hidden`` each; inputs ``[x_t, h_{t-1}, c_{t-1}]``).
+``chain``
+    A composite vertex: the composition of the ops in ``ops`` (a list of op attribute
+    dicts, e.g. conv2d, activation, maxpool), computed by one population with one
+    value and one error neuron per output; see :mod:`neurosim.graph.chain`.
+
+An edge ``parent -> v`` into a dense vertex may carry ``slice=(start, stop)``: ``v``
+then reads only ``x_parent[start:stop]`` (its weight has ``stop - start`` columns).
 
 Any vertex but an input may carry ``loss`` (``mse`` or ``ce``), which makes it an
 output; only sinks do, and every sink does. ``ce`` is softmax cross-entropy over the
 vertex (the softmax at an output). Losses are sums over output neurons and samples,
 never means (``mse: 1/2 sum (mu - y)^2``, ``ce: -sum y log softmax(mu)``).
 
-Parameters. ``dense``, ``conv2d`` and ``lstm`` vertices own parameters, named by
+Parameters. ``dense``, ``conv2d`` and ``lstm`` vertices (and chains holding one)
+own parameters, named by
 *references*: the optional attribute ``weights`` maps a parent to a parameter name
 (or ``(name, row_offset)``: the vertex uses rows ``row_offset ...`` of that matrix),
 and ``biases`` lists the bias references (their values are summed). Two vertices that
@@ -87,29 +98,33 @@ from neurosim.validation import is_count
 
 OPS = (
     "input", "dense", "conv2d", "avgpool", "maxpool", "flatten", "activation",
-    "sum", "product", "concat", "split", "lstm",
+    "sum", "product", "concat", "split", "lstm", "chain",
 )
-#: ops whose vertices own parameters
+#: ops whose vertices own parameters (a ``chain`` owns them when one of its ops does)
 PARAMETRIZED_OPS = ("dense", "conv2d", "lstm")
-#: attributes every vertex may carry (``shape`` and ``size`` are written by validation;
-#: ``meta`` holds the user's own annotations and is never read)
-COMMON_ATTRIBUTES = ("op", "inputs", "loss", "shape", "size", "meta")
-#: the further attributes each op reads; validation refuses any other (a misspelling)
-ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "input": (),
-    "dense": ("activation", "convention", "bias", "biases", "weights", "init_fan_in", "in_features"),
+#: attributes every vertex may carry (``shape`` and ``size`` are also inferred by validation)
+COMMON_ATTRIBUTES = ("op", "loss", "inputs", "shape", "size")
+#: the attributes each op reads, besides :data:`COMMON_ATTRIBUTES`: the one list of
+#: valid vertex attributes (a member of a ``chain`` takes those of its op, without ``loss``
+#: and ``inputs``)
+OP_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "input": ("default",),
+    "dense": ("activation", "convention", "bias", "weights", "biases", "init_fan_in", "in_features"),
     "conv2d": ("out_channels", "kernel_size", "stride", "padding", "activation", "convention", "bias",
-               "biases", "weights"),
-    "avgpool": ("kernel_size", "stride"),
-    "maxpool": ("kernel_size", "stride"),
+               "weights", "biases"),
+    "avgpool": ("kernel_size", "stride", "padding"),
+    "maxpool": ("kernel_size", "stride", "padding"),
     "flatten": (),
     "activation": ("activation",),
     "sum": ("activation",),
     "product": ("activations",),
     "concat": (),
     "split": ("start", "stop"),
-    "lstm": ("hidden", "bias", "biases", "weights"),
+    "lstm": ("hidden", "bias", "weights", "biases"),
+    "chain": ("ops",),
 }
+#: attributes an edge may carry: ``slice=(start, stop)``, the child reads ``x[start:stop]``
+EDGE_ATTRIBUTES = ("slice",)
 CONVENTIONS = ("post", "pre")
 LOSSES = ("mse", "ce")
 
@@ -186,7 +201,8 @@ def weight_refs(graph: nx.DiGraph, v: object) -> dict[object, ParamRef]:
     attrs = graph.nodes[v]
     parents = inputs_of(graph, v)
     op = attrs["op"]
-    if op == "lstm":
+    if op == "lstm":  # a third parent (the previous cell state c) is read without weights
+        parents = parents[:2]
         default = {parents[0]: f"{v}.weight_ih"}
         if len(parents) > 1:
             default[parents[1]] = f"{v}.weight_hh"
@@ -222,6 +238,32 @@ def output_vertices(graph: nx.DiGraph) -> list[str]:
     return [v for v in nx.topological_sort(graph) if graph.nodes[v].get("loss") is not None]
 
 
+def edge_slice(graph: nx.DiGraph, parent: object, v: object) -> tuple[int, int] | None:
+    """The range ``(start, stop)`` of ``parent``'s outputs that ``v`` reads, or None (all of them)."""
+    given = graph.edges[parent, v].get("slice")
+    return None if given is None else (int(given[0]), int(given[1]))
+
+
+def parent_shape(graph: nx.DiGraph, parent: object, v: object) -> tuple[int, ...]:
+    """The shape of what ``v`` reads from ``parent``: its shape, or ``(stop - start,)`` through a slice."""
+    cut = edge_slice(graph, parent, v)
+    return tuple(graph.nodes[parent]["shape"]) if cut is None else (cut[1] - cut[0],)
+
+
+def parent_size(graph: nx.DiGraph, parent: object, v: object) -> int:
+    """How many of ``parent``'s outputs ``v`` reads."""
+    cut = edge_slice(graph, parent, v)
+    return int(graph.nodes[parent]["size"]) if cut is None else cut[1] - cut[0]
+
+
+def is_parametrized(graph: nx.DiGraph, v: object) -> bool:
+    """Whether vertex ``v`` owns parameters (a dense, conv2d or lstm op, or a chain holding one)."""
+    attrs = graph.nodes[v]
+    if attrs["op"] == "chain":
+        return any(isinstance(m, dict) and m.get("op") in PARAMETRIZED_OPS for m in attrs.get("ops") or ())
+    return attrs["op"] in PARAMETRIZED_OPS
+
+
 def param_specs(graph: nx.DiGraph) -> dict[str, ParamSpec]:
     """Every parameter of a validated graph: shape and default init bound, in
     topological order of first use.
@@ -230,7 +272,8 @@ def param_specs(graph: nx.DiGraph) -> dict[str, ParamSpec]:
     parent's size) and ``nn.Conv2d`` (``in_c kh kw``), ``1/sqrt(hidden)`` for ``nn.LSTM``.
     A dense vertex's optional ``init_fan_in`` overrides its fan-in (the recurrent
     builders give ``hidden``, as ``nn.RNN`` and ``nn.LSTM`` do); a shared parameter
-    takes the bound of its first user.
+    takes the bound of its first user. A chain's parameters are those of its
+    parametrized op, whose fan-in is the size of what that op reads.
     """
     rows: dict[str, int] = {}
     specs: dict[str, tuple[tuple[int, ...], float, str]] = {}  # name -> (trailing shape, bound, kind)
@@ -248,39 +291,49 @@ def param_specs(graph: nx.DiGraph) -> dict[str, ParamSpec]:
         rows[name] = max(rows.get(name, 0), rows_needed)
 
     for v in nx.topological_sort(graph):
-        attrs = graph.nodes[v]
-        op = attrs["op"]
-        if op not in PARAMETRIZED_OPS:
-            continue
-        wrefs = weight_refs(graph, v)
-        if op == "conv2d":
-            (kh, kw), _, _ = conv_geometry(graph, v)
-            (parent,) = wrefs
-            in_c = graph.nodes[parent]["shape"][0]
-            out_c = attrs["out_channels"]
-            bound = 1.0 / math.sqrt(in_c * kh * kw)
-            claim(wrefs[parent].name, "conv weight", out_c, (in_c, kh, kw), bound, v)
-            for b in bias_refs(graph, v):
-                claim(b.name, "conv bias", out_c, (), bound, v)
-            continue
-        if op == "lstm":
-            hidden = attrs["hidden"]
-            bound = 1.0 / math.sqrt(hidden)
-            parents = list(wrefs)
-            claim(wrefs[parents[0]].name, "weight", 4 * hidden, (graph.nodes[parents[0]]["size"],), bound, v)
-            if len(parents) > 1:
-                claim(wrefs[parents[1]].name, "weight", 4 * hidden, (hidden,), bound, v)
-            for b in bias_refs(graph, v):
-                claim(b.name, "bias", 4 * hidden, (), bound, v)
-            continue
-        size = attrs["size"]
-        fan_in = attrs.get("init_fan_in") or sum(graph.nodes[p]["size"] for p in wrefs)
-        bound = 1.0 / math.sqrt(fan_in)
-        for p, ref in wrefs.items():
-            claim(ref.name, "weight", ref.row_offset + size, (graph.nodes[p]["size"],), bound, v)
-        for b in bias_refs(graph, v):
-            claim(b.name, "bias", b.row_offset + size, (), bound, v)
+        if graph.nodes[v]["op"] == "chain":
+            from neurosim.graph.chain import parametrized_member
+
+            found = parametrized_member(graph, v)
+            if found is not None:
+                _claim_vertex(*found, claim)
+        elif graph.nodes[v]["op"] in PARAMETRIZED_OPS:
+            _claim_vertex(graph, v, claim)
     return {name: ParamSpec((rows[name], *tail), bound) for name, (tail, bound, _) in specs.items()}
+
+
+def _claim_vertex(graph: nx.DiGraph, v: object, claim) -> None:
+    """Declare the parameters of the parametrized (dense, conv2d, lstm) vertex ``v`` through ``claim``."""
+    attrs = graph.nodes[v]
+    op = attrs["op"]
+    wrefs = weight_refs(graph, v)
+    if op == "conv2d":
+        (kh, kw), _, _ = conv_geometry(graph, v)
+        (parent,) = wrefs
+        in_c = graph.nodes[parent]["shape"][0]
+        out_c = attrs["out_channels"]
+        bound = 1.0 / math.sqrt(in_c * kh * kw)
+        claim(wrefs[parent].name, "conv weight", out_c, (in_c, kh, kw), bound, v)
+        for b in bias_refs(graph, v):
+            claim(b.name, "conv bias", out_c, (), bound, v)
+        return
+    if op == "lstm":
+        hidden = attrs["hidden"]
+        bound = 1.0 / math.sqrt(hidden)
+        parents = list(wrefs)
+        claim(wrefs[parents[0]].name, "weight", 4 * hidden, (graph.nodes[parents[0]]["size"],), bound, v)
+        if len(parents) > 1:
+            claim(wrefs[parents[1]].name, "weight", 4 * hidden, (hidden,), bound, v)
+        for b in bias_refs(graph, v):
+            claim(b.name, "bias", 4 * hidden, (), bound, v)
+        return
+    size = attrs["size"]
+    fan_in = attrs.get("init_fan_in") or sum(parent_size(graph, p, v) for p in wrefs)
+    bound = 1.0 / math.sqrt(fan_in)
+    for p, ref in wrefs.items():
+        claim(ref.name, "weight", ref.row_offset + size, (parent_size(graph, p, v),), bound, v)
+    for b in bias_refs(graph, v):
+        claim(b.name, "bias", b.row_offset + size, (), bound, v)
 
 
 def param_shapes(graph: nx.DiGraph) -> dict[str, tuple[int, ...]]:
@@ -319,14 +372,14 @@ def trigger_steps(graph: nx.DiGraph) -> dict[str, int]:
             continue
         if len(ls) == 1:
             steps[v] = next(iter(ls))
-        elif op in PARAMETRIZED_OPS:
+        elif is_parametrized(graph, v):
             raise GraphError(
                 f"vertex {v!r} reaches the outputs along paths of lengths {sorted(ls)}: Z-IL and "
                 "Fa-Z-IL need a single trigger step per parametrized vertex (Song et al. condition "
                 "C2); use IL, Strict PC or FixedPred on this graph"
             )
     for v in lengths:
-        if graph.nodes[v]["op"] not in PARAMETRIZED_OPS:
+        if not is_parametrized(graph, v):
             continue
         for p in graph.predecessors(v):
             if graph.nodes[p]["op"] != "input" and min(lengths[p]) < steps[v] + 1:
@@ -346,5 +399,5 @@ def exact_steps(graph: nx.DiGraph) -> int:
     iterations gives the exact gradient; ``n_exact = L`` for a chain of ``L`` layers.
     """
     lengths = _path_lengths(graph)
-    params = [max(lengths[v]) for v in graph if graph.nodes[v]["op"] in PARAMETRIZED_OPS and lengths[v]]
+    params = [max(lengths[v]) for v in graph if is_parametrized(graph, v) and lengths[v]]
     return 1 + max(params, default=0)

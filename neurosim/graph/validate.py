@@ -16,14 +16,17 @@ from neurosim import validation
 from neurosim.activations import ACTIVATIONS
 from neurosim.errors import GraphError
 from neurosim.graph.spec import (
-    ATTRIBUTES,
     COMMON_ATTRIBUTES,
     CONVENTIONS,
+    EDGE_ATTRIBUTES,
     LOSSES,
+    OP_ATTRIBUTES,
     OPS,
     conv_geometry,
     inputs_of,
     param_specs,
+    parent_shape,
+    parent_size,
 )
 
 _REQUIRED = {
@@ -39,6 +42,7 @@ _REQUIRED = {
     "concat": (),
     "split": ("start", "stop"),
     "lstm": ("hidden",),
+    "chain": ("ops",),
 }
 #: graph attribute holding the shapes and sizes validation wrote on the vertices
 _INFERRED = "neurosim_inferred"
@@ -46,7 +50,7 @@ _INFERRED = "neurosim_inferred"
 _ARITY = {
     "input": (0, 0), "dense": (1, None), "conv2d": (1, 1), "avgpool": (1, 1), "maxpool": (1, 1),
     "flatten": (1, 1), "activation": (1, 1), "sum": (1, None), "product": (2, None),
-    "concat": (1, None), "split": (1, 1), "lstm": (1, 2),
+    "concat": (1, None), "split": (1, 1), "lstm": (1, 3), "chain": (1, None),
 }
 
 
@@ -58,10 +62,13 @@ def validate_graph(graph: nx.DiGraph) -> None:
     parents its op takes; shapes agree along every edge; inputs have no parents; every
     sink carries a loss and only sinks do; all children of a vertex agree on the signal
     they read from it (a value neuron sends one signal, ``v`` or, to ``pre``-convention
-    dense and conv children, ``act(v)``); shared parameters are used consistently.
-    Every attribute is one its op reads (a misspelling is named, with the nearest valid
-    attribute), every input feeds some vertex, and the graph fits the size budgets of
-    :mod:`neurosim.validation` (neurons, synapses, parameters).
+    dense and conv children, ``act(v)``); shared parameters are used consistently; an
+    edge ``slice`` is a valid range read by a dense vertex; a chain's ops are valid and
+    have a neuron-level form (:mod:`neurosim.graph.chain`); an input's ``default`` is a
+    finite number.
+    Every vertex and edge attribute is one its op reads (a misspelling is named, with the
+    nearest valid attribute), every input feeds some vertex, and the graph fits the size
+    budgets of :mod:`neurosim.validation` (neurons, synapses, parameters).
     """
     if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
         raise GraphError(f"a model must be a networkx.DiGraph, got {type(graph).__name__}")
@@ -88,7 +95,7 @@ def _synapses(graph: nx.DiGraph, v: object) -> int:
     attrs = graph.nodes[v]
     op, size = attrs["op"], attrs["size"]
     parents = inputs_of(graph, v)
-    if op in ("dense", "lstm"):  # an LSTM of hidden size H (size 2H) reads 4H x (inputs) weights
+    if op in ("dense", "lstm", "chain"):  # an LSTM of hidden size H (size 2H) reads 4H x (inputs) weights
         return (2 if op == "lstm" else 1) * size * sum(graph.nodes[p]["size"] for p in parents)
     if op in ("conv2d", "avgpool", "maxpool"):
         (kh, kw), _, _ = conv_geometry(graph, v)
@@ -110,8 +117,9 @@ def _check_budgets(graph: nx.DiGraph, n_params: int) -> None:
 
 
 def _is_pre(graph: nx.DiGraph, v: object) -> bool:
-    attrs = graph.nodes[v]
-    return attrs["op"] in ("dense", "conv2d") and attrs["convention"] == "pre"
+    from neurosim.graph.chain import pre_activation
+
+    return pre_activation(graph, v) is not None
 
 
 def _check_signal(graph: nx.DiGraph, v: object) -> None:
@@ -122,7 +130,9 @@ def _check_signal(graph: nx.DiGraph, v: object) -> None:
             f"the children of vertex {v!r} mix the 'pre' convention ({pre}) with others; a value "
             "neuron sends one signal to all its children, act(v) for 'pre' or v otherwise"
         )
-    pre_acts = {graph.nodes[c]["activation"] for c in pre}
+    from neurosim.graph.chain import pre_activation
+
+    pre_acts = {pre_activation(graph, c) for c in pre}
     if len(pre_acts) > 1:
         raise GraphError(
             f"the 'pre'-convention children of vertex {v!r} apply different activations "
@@ -143,13 +153,7 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     op = attrs.get("op")
     if not isinstance(op, str) or op not in OPS:
         raise GraphError(f"vertex {v!r} has unknown op {op!r}{validation.suggestion(op, OPS)}; known ops: {list(OPS)}")
-    valid = COMMON_ATTRIBUTES + ATTRIBUTES.get(op, ())
-    for key in attrs:
-        if op in ATTRIBUTES and key not in valid:
-            raise GraphError(
-                f"vertex {v!r} (op={op!r}) has unknown attribute {key!r}{validation.suggestion(key, valid)}; "
-                f"a {op} vertex takes {sorted(valid)}"
-            )
+    _check_known(f"vertex {v!r} (op={op!r})", op, attrs, COMMON_ATTRIBUTES + OP_ATTRIBUTES.get(op, ()))
     for key in _REQUIRED[op]:
         if attrs.get(key) is None:
             raise GraphError(f"vertex {v!r} (op={op!r}) is missing the attribute {key!r}")
@@ -168,16 +172,20 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
         raise GraphError(
             f"vertex {v!r} lists inputs {parents} but its parents in the graph are {sorted(map(str, actual))}"
         )
-    lo, hi = _ARITY[op]
-    if len(parents) < lo or (hi is not None and len(parents) > hi):
-        want = f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-        raise GraphError(f"{op} vertex {v!r} has {len(parents)} parents {parents}; it needs {want}")
+    _check_arity(v, op, parents)
+    _check_slices(graph, v, op, parents)
     children = list(graph.successors(v))
     if op == "input":
         if attrs.get("loss") is not None:
             raise GraphError(f"input vertex {v!r} carries a loss; put the loss on an output layer")
         if not children:
             raise GraphError(f"input vertex {v!r} feeds no vertex; connect it or remove it")
+        default = attrs.get("default")
+        if default is not None and (not validation.is_real(default) or not math.isfinite(default)):
+            raise GraphError(
+                f"input vertex {v!r} has default {default!r}; the value clamped when the data leave an input "
+                "out is a finite number (e.g. 0.0 for an initial state)"
+            )
     else:
         if loss is not None and children:
             raise GraphError(f"output vertex {v!r} has children {children}; a vertex with a loss must be a sink")
@@ -186,12 +194,7 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
                 f"vertex {v!r} has no children and no loss, so no error can reach it; "
                 "give it loss='mse' or loss='ce', or connect it"
             )
-    if op in ("dense", "conv2d", "activation"):
-        _check_activation(v, attrs["activation"])
-    if op in ("dense", "conv2d") and attrs["convention"] not in CONVENTIONS:
-        raise GraphError(f"vertex {v!r} has unknown convention {attrs['convention']!r}; choose 'post' or 'pre'")
-    if op == "sum":
-        _check_activation(v, attrs.get("activation", "linear"))
+    _check_op_attributes(v, op, attrs)
     # What an earlier validation wrote is inferred, not declared: infer it again (the
     # graph may have changed since).
     inferred = graph.graph.setdefault(_INFERRED, {})
@@ -220,6 +223,17 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     inferred[v] = {"shape": shape, "size": size}
 
 
+def _check_known(what: str, op: str, attrs: dict, valid: tuple[str, ...]) -> None:
+    """Refuse an attribute outside ``valid`` (:data:`~neurosim.graph.spec.OP_ATTRIBUTES`),
+    naming the nearest valid one: a misspelled optional attribute is never ignored."""
+    for key in attrs:
+        if op in OP_ATTRIBUTES and key not in valid:
+            raise GraphError(
+                f"{what} has unknown attribute {key!r}{validation.suggestion(key, valid)}; "
+                f"the valid ones are {sorted(valid)}"
+            )
+
+
 def _same(given: object, inferred: object) -> bool:
     """Whether an attribute still holds what validation inferred (a tuple may have become a list)."""
     if isinstance(given, (list, tuple)) and isinstance(inferred, tuple):
@@ -231,13 +245,77 @@ def _is_shape(value: object) -> bool:
     return isinstance(value, (tuple, list)) and len(value) > 0 and all(_positive_int(k) for k in value)
 
 
-def _parent_shapes(graph: nx.DiGraph, parents: list) -> list[tuple[int, ...]]:
-    return [tuple(graph.nodes[p]["shape"]) for p in parents]
+def _check_arity(v: object, op: str, parents: list) -> None:
+    lo, hi = _ARITY[op]
+    if len(parents) < lo or (hi is not None and len(parents) > hi):
+        want = f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+        raise GraphError(f"{op} vertex {v!r} has {len(parents)} parents {parents}; it needs {want}")
+
+
+def _check_op_attributes(v: object, op: str, attrs: dict) -> None:
+    if op in ("dense", "conv2d", "activation"):
+        _check_activation(v, attrs["activation"])
+    if op in ("dense", "conv2d") and attrs["convention"] not in CONVENTIONS:
+        raise GraphError(f"vertex {v!r} has unknown convention {attrs['convention']!r}; choose 'post' or 'pre'")
+    if op == "sum":
+        _check_activation(v, attrs.get("activation", "linear"))
+
+
+def _check_slices(graph: nx.DiGraph, v: object, op: str, parents: list) -> None:
+    """An edge's ``slice=(start, stop)``: a contiguous range of the parent, read by a dense vertex."""
+    for p in parents:
+        _check_known(f"the edge {p!r} -> {v!r}", op, graph.edges[p, v], EDGE_ATTRIBUTES)
+        cut = graph.edges[p, v].get("slice")
+        if cut is None:
+            continue
+        if op != "dense":
+            raise GraphError(
+                f"the edge {p!r} -> {v!r} has a slice, but {op} vertices read whole parents; only dense "
+                "vertices read a slice (use a split vertex otherwise)"
+            )
+        n = graph.nodes[p]["size"]
+        ok = isinstance(cut, (list, tuple)) and len(cut) == 2 and all(
+            isinstance(k, int) and not isinstance(k, bool) for k in cut)
+        if not ok or not 0 <= cut[0] < cut[1] <= n:
+            raise GraphError(
+                f"the edge {p!r} -> {v!r} has slice {cut!r}; give (start, stop) with 0 <= start < stop <= {n} "
+                f"(the size of {p!r})"
+            )
+
+
+def check_member(graph: nx.DiGraph, v: object) -> None:
+    """Check op ``v`` of a chain in its small graph (see :func:`neurosim.graph.chain.member_graphs`):
+    required attributes, arity, activations, shapes. Writes its ``shape`` and ``size``."""
+    attrs = graph.nodes[v]
+    op = attrs["op"]
+    _check_known(f"op {op!r}", op, attrs, ("op", "inputs", "shape", "size") + OP_ATTRIBUTES.get(op, ()))
+    for key in _REQUIRED[op]:
+        if attrs.get(key) is None:
+            raise GraphError(f"op {op!r} is missing the attribute {key!r}")
+    parents = inputs_of(graph, v)
+    _check_arity(v, op, parents)
+    _check_op_attributes(v, op, attrs)
+    shape = _infer_shape(graph, v, attrs, parents)
+    given = attrs.get("size")
+    if op == "dense" or given is None or given == math.prod(shape):
+        attrs["shape"], attrs["size"] = shape, math.prod(shape)
+        return
+    raise GraphError(f"op {op!r} declares size {given}, its input gives {math.prod(shape)} {shape}")
+
+
+def _parent_shapes(graph: nx.DiGraph, parents: list, v: object) -> list[tuple[int, ...]]:
+    return [parent_shape(graph, p, v) for p in parents]
 
 
 def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tuple[int, ...]:
     op = attrs["op"]
-    shapes = _parent_shapes(graph, parents)
+    shapes = _parent_shapes(graph, parents, v)
+    if op == "chain":
+        from neurosim.graph.chain import chain_plan
+
+        plan = chain_plan(graph, v)
+        g, last = plan.graphs[-1]
+        return tuple(g.nodes[last]["shape"])
     if op == "input":
         if attrs.get("shape") is not None:
             return tuple(int(k) for k in attrs["shape"])
@@ -249,10 +327,10 @@ def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tu
         if not _positive_int(attrs["size"]):
             raise GraphError(f"vertex {v!r} has size {attrs['size']!r}; a size must be a positive int")
         in_features = attrs.get("in_features")
-        if in_features is not None and (not _positive_int(in_features) or in_features != graph.nodes[parents[0]]["size"]):
+        if in_features is not None and (not _positive_int(in_features) or in_features != parent_size(graph, parents[0], v)):
             raise GraphError(
                 f"shape mismatch at vertex {v!r}: in_features={in_features} but its parent "
-                f"{parents[0]!r} has size {graph.nodes[parents[0]]['size']}"
+                f"{parents[0]!r} gives {parent_size(graph, parents[0], v)}"
             )
         return (int(attrs["size"]),)
     if op in ("conv2d", "avgpool", "maxpool"):
@@ -314,5 +392,11 @@ def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tu
                 f"shape mismatch at lstm vertex {v!r}: its previous state {parents[1]!r} has size "
                 f"{graph.nodes[parents[1]]['size']}, expected 2 * hidden = {2 * hidden} ([h; c])"
             )
+        for p in parents[1:] if len(parents) == 3 else ():
+            if graph.nodes[p]["size"] != hidden:
+                raise GraphError(
+                    f"shape mismatch at lstm vertex {v!r}: its previous state is read as [x, h, c] and "
+                    f"{p!r} has size {graph.nodes[p]['size']}, expected hidden = {hidden}"
+                )
         return (2 * int(hidden),)
     raise AssertionError(op)  # pragma: no cover - every op is handled above

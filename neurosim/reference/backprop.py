@@ -187,15 +187,22 @@ def _by_vertex(data: Any, vertices: tuple[str, ...], what: str) -> dict[str, Any
 def check_inputs(net: Network, x: Any, dtype: Any, xp: Any = numpy) -> dict[str, Array]:
     """The clamped inputs as finite ``(B, size)`` arrays of ``dtype``, keyed by input vertex.
 
-    ``x`` is a ``(B, n_in)`` array for a single-input graph or a dict ``{vertex: array}``.
-    Raises :class:`DataError` naming the vertex and the expected shape.
+    ``x`` is a ``(B, n_in)`` array for a single-input graph or a dict ``{vertex: array}``;
+    an input with a ``default`` (an initial state) may be left out and is then filled
+    with it. Raises :class:`DataError` naming the vertex and the expected shape.
     """
+    defaults = {v: net.attrs[v].get("default") for v in net.inputs}
+    left_out = [v for v, d in defaults.items() if d is not None and not (isinstance(x, Mapping) and v in x)]
+    given = tuple(v for v in net.inputs if v not in left_out)
     arrays = {
         v: _data_array(value, v, "input", net.attrs[v]["size"], dtype, xp)
-        for v, value in _by_vertex(x, net.inputs, "input").items()
+        for v, value in _by_vertex(x, given, "input").items()
     }
     _same_batch(arrays)
-    return arrays
+    batch = int(next(iter(arrays.values())).shape[0]) if arrays else 1
+    for v in left_out:  # an initial state left out of the data: its default
+        arrays[v] = xp.full((batch, net.attrs[v]["size"]), defaults[v], dtype=dtype)
+    return {v: arrays[v] for v in net.inputs}
 
 
 def check_targets(net: Network, y: Any, batch: int, dtype: Any, xp: Any = numpy) -> dict[str, Array]:

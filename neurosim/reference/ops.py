@@ -16,8 +16,7 @@ through a pre-activation ``a = sum_p W_p * s_p + sum b``, where ``s_p`` is the
 ``act(x_p)`` (``pre``, Whittington and Bogacz 2017, Song et al. 2020); for ``lstm``
 ``a`` are the gates and the signals ``x_t`` and ``h_{t-1}``. Their parameter VJP
 factorizes as ``g = J_a^T e`` (:func:`preact_grad`, the error-neuron side) times the
-signals (:func:`param_vjps`), which lets Strict PC pair ``g`` of one state with the
-signals of another. The ops:
+signals (:func:`param_vjps`). The ops:
 
 - ``dense``: ``a = sum_p s_p W_p[r]^T + sum b[r]`` with ``r = row_offset : row_offset
   + size``; post ``mu = act(a)``, ``g = act'(a) e``; pre ``mu = a``, ``g = e``;
@@ -32,7 +31,14 @@ signals of another. The ops:
   ``concat``: the parents side by side; ``split``: ``x[:, start:stop]``.
 - ``lstm``: value ``[h; c]``; ``gates = x W_ih^T + h_prev W_hh^T + b_ih + b_hh``
   split into ``i, f, g, o`` (PyTorch's order), ``c = sigma(f) c_prev + sigma(i)
-  tanh(g)``, ``h = sigma(o) tanh(c)``; without a previous state ``h_prev = c_prev = 0``.
+  tanh(g)``, ``h = sigma(o) tanh(c)``; the previous state is one parent ``[h_prev;
+  c_prev]`` or two, ``h_prev`` and ``c_prev``; without one ``h_prev = c_prev = 0``.
+- ``chain``: its ops in turn (:mod:`neurosim.graph.chain`); the VJPs go back through
+  them, and a chain's parameter VJP is its parametrized op's, after ``e`` is pulled
+  back onto that op's output.
+
+A sliced edge (``slice=(start, stop)``) hands the vertex ``x[:, start:stop]``; the VJP
+onto that parent is zero outside the slice.
 
 Every function takes the array namespace ``xp`` (numpy or cupy).
 """
@@ -47,7 +53,16 @@ from typing import Any
 import networkx as nx
 
 from neurosim.activations import apply, derivative
-from neurosim.graph.spec import PARAMETRIZED_OPS, ParamRef, bias_refs, conv_geometry, inputs_of, weight_refs
+from neurosim.graph.spec import (
+    PARAMETRIZED_OPS,
+    ParamRef,
+    bias_refs,
+    conv_geometry,
+    edge_slice,
+    inputs_of,
+    parent_shape,
+    weight_refs,
+)
 
 Array = Any
 
@@ -71,25 +86,48 @@ class Vertex:
     weights: tuple[ParamRef, ...] = ()
     biases: tuple[ParamRef, ...] = ()
     geometry: tuple = ()
+    slices: tuple[tuple[int, int] | None, ...] = ()
+    parent_sizes: tuple[int, ...] = ()
+    members: tuple["Vertex", ...] = ()
+    weighted: int = -1
 
 
 def vertex(graph: nx.DiGraph, v: str) -> Vertex:
-    """The :class:`Vertex` of ``v`` in a validated graph."""
+    """The :class:`Vertex` of ``v`` in a validated graph.
+
+    ``slices`` holds, per parent, the range ``(start, stop)`` the vertex reads through a
+    sliced edge (None: the whole parent; ``parent_shapes`` are what it reads,
+    ``parent_sizes`` the parents' full sizes); a chain holds its ops as ``members``
+    and the position of the one that owns parameters as ``weighted``.
+    """
     attrs = dict(graph.nodes[v])
     parents = tuple(inputs_of(graph, v))
     weights: tuple[ParamRef, ...] = ()
     biases: tuple[ParamRef, ...] = ()
+    members: tuple[Vertex, ...] = ()
+    weighted = -1
     if attrs["op"] in PARAMETRIZED_OPS:
         refs = weight_refs(graph, v)
-        weights = tuple(refs[p] for p in parents)
+        weights = tuple(refs[p] for p in parents if p in refs)
         biases = tuple(bias_refs(graph, v))
+    if attrs["op"] == "chain":
+        from neurosim.graph.chain import member_graphs
+
+        members = tuple(vertex(g, name) for g, name in member_graphs(graph, v))
+        for k, m in enumerate(members):
+            if m.op in PARAMETRIZED_OPS:
+                weighted, weights, biases = k, m.weights, m.biases
     geometry = conv_geometry(graph, v) if attrs["op"] in ("conv2d", "avgpool", "maxpool") else ()
     return Vertex(
+        slices=tuple(edge_slice(graph, p, v) for p in parents),
+        parent_sizes=tuple(int(graph.nodes[p]["size"]) for p in parents),
+        members=members,
+        weighted=weighted,
         name=v,
         op=attrs["op"],
         attrs=attrs,
         parents=parents,
-        parent_shapes=tuple(tuple(graph.nodes[p]["shape"]) for p in parents),
+        parent_shapes=tuple(parent_shape(graph, p, v) for p in parents),
         shape=tuple(attrs["shape"]),
         size=int(attrs["size"]),
         weights=weights,
@@ -172,9 +210,22 @@ def _image(x: Array, shape: tuple[int, ...]) -> Array:
 def linearize(
     vx: Vertex, params: Mapping[str, Array], inputs: list[Array] | tuple[Array, ...], xp: Any
 ) -> Linearization:
-    """The prediction ``mu`` of ``vx`` from its parents' values ``inputs`` (flat arrays)."""
-    inputs = tuple(inputs)
+    """The prediction ``mu`` of ``vx`` from its parents' values ``inputs`` (flat arrays).
+
+    Where an edge is sliced, the vertex reads (and ``Linearization.inputs`` holds) the
+    slice ``x[:, start:stop]`` of that parent. A chain applies its ops in turn and keeps
+    their linearizations (``cache["members"]``); its ``signals`` and ``a`` are those of
+    its parametrized op.
+    """
+    inputs = tuple(x if cut is None else x[:, cut[0] : cut[1]] for x, cut in zip(inputs, vx.slices or (None,) * len(inputs)))
     op = vx.op
+    if op == "chain":
+        lins, xs = [], inputs
+        for m in vx.members:
+            lins.append(linearize(m, params, xs, xp))
+            xs = (lins[-1].mu,)
+        inner = lins[vx.weighted] if vx.weighted >= 0 else Linearization(mu=None, inputs=())
+        return Linearization(mu=xs[0], inputs=inputs, signals=inner.signals, a=inner.a, cache={"members": lins})
     if op == "dense":
         signals = tuple(_signal(vx, x) for x in inputs)
         a = _bias_sum(vx, params, vx.size)
@@ -249,7 +300,10 @@ def _factor_activations(vx: Vertex) -> tuple[str, ...]:
 def _lstm_forward(vx: Vertex, params: Mapping[str, Array], inputs: tuple[Array, ...], xp: Any) -> Linearization:
     hidden = vx.attrs["hidden"]
     x = inputs[0]
-    if len(inputs) > 1:
+    if len(inputs) > 2:  # [x, h_prev, c_prev]
+        h_prev, c_prev = inputs[1], inputs[2]
+        signals = (x, h_prev)
+    elif len(inputs) > 1:  # [x, [h_prev; c_prev]]
         h_prev, c_prev = inputs[1][:, :hidden], inputs[1][:, hidden:]
         signals = (x, h_prev)
     else:
@@ -291,8 +345,23 @@ def _lstm_backward(vx: Vertex, lin: Linearization, e: Array, xp: Any) -> tuple[A
     return d_gates, d_c * f
 
 
+def _chain_back(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: Array, down_to: int,
+                xp: Any) -> Array:
+    """``e`` pulled back through the ops of a chain after op ``down_to``, onto that op's output
+    (the ops after the parametrized one have no parameters: ``params`` may be empty there)."""
+    lins = lin.cache["members"]
+    for k in range(len(vx.members) - 1, down_to, -1):
+        (e,) = input_vjps(vx.members[k], params, lins[k], e, xp)
+    return e
+
+
 def preact_grad(vx: Vertex, lin: Linearization, e: Array, xp: Any) -> Array:
-    """``g = J_a^T e`` of a parametrized vertex: the error-neuron factor of its updates."""
+    """``g = J_a^T e`` of a parametrized vertex: the error-neuron factor of its updates.
+
+    For a chain, ``e`` is first pulled back through the ops after its parametrized op."""
+    if vx.op == "chain":
+        inner = vx.members[vx.weighted]
+        return preact_grad(inner, lin.cache["members"][vx.weighted], _chain_back(vx, {}, lin, e, vx.weighted, xp), xp)
     if vx.op == "lstm":
         return _lstm_backward(vx, lin, e, xp)[0]
     return _post_grad(vx, lin.a, e)
@@ -304,6 +373,8 @@ def param_vjps(vx: Vertex, g: Array, signals: tuple[Array, ...], xp: Any) -> lis
     Each pair gives the rows ``ref.row_offset ...`` of parameter ``ref.name``; a
     parameter referenced several times gets the sum of its pairs.
     """
+    if vx.op == "chain":
+        return param_vjps(vx.members[vx.weighted], g, signals, xp)
     if vx.op == "conv2d":
         (kh, kw), stride, padding, out_hw = _windows(vx)
         out_c = vx.shape[0]
@@ -322,7 +393,23 @@ def param_vjps(vx: Vertex, g: Array, signals: tuple[Array, ...], xp: Any) -> lis
 
 
 def input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: Array, xp: Any) -> list[Array]:
-    """``J_kp^T e`` for every parent ``p`` of ``vx``, flat ``(B, size_p)``, in input order."""
+    """``J_kp^T e`` for every parent ``p`` of ``vx``, flat ``(B, size_p)``, in input order.
+
+    Through a sliced edge the VJP is zero outside the slice (the parent's full size)."""
+    if vx.op == "chain":
+        lins = lin.cache["members"]
+        back = _input_vjps(vx.members[0], params, lins[0], _chain_back(vx, params, lin, e, 0, xp), xp)
+    else:
+        back = _input_vjps(vx, params, lin, e, xp)
+    for k, cut in enumerate(vx.slices):
+        if cut is not None:
+            full = xp.zeros((e.shape[0], vx.parent_sizes[k]), dtype=e.dtype)
+            full[:, cut[0] : cut[1]] = back[k]
+            back[k] = full
+    return back
+
+
+def _input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: Array, xp: Any) -> list[Array]:
     op = vx.op
     batch = e.shape[0]
     if op == "dense":
@@ -383,6 +470,6 @@ def input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: A
         out = [d_gates @ _rows(params, vx.weights[0], 4 * hidden)]
         if len(vx.parents) > 1:
             d_h_prev = d_gates @ _rows(params, vx.weights[1], 4 * hidden)
-            out.append(xp.concatenate([d_h_prev, d_c_prev], axis=1))
+            out += [d_h_prev, d_c_prev] if len(vx.parents) > 2 else [xp.concatenate([d_h_prev, d_c_prev], axis=1)]
         return out
     raise AssertionError(op)  # pragma: no cover - validation admits only the ops above

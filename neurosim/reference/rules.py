@@ -41,7 +41,11 @@ The rules
 - ``ZIL`` (Song et al. 2020, conditions C1-C3): step ``gamma`` (1 for C3); the
   parameters of vertex ``k`` get its contribution at step ``t = l_k``, its path length
   to the outputs (:func:`neurosim.graph.trigger_steps`, which raises ``GraphError``
-  where a parametrized vertex has several); steps ``0..max l`` run. A parameter used
+  where a parametrized vertex has several); steps ``0..max l`` run. Song et al.'s
+  ablations (Fig. 3): ``update_step = s`` breaks C2 (every vertex at step ``s``, steps
+  ``0..s`` run); ``init_noise = sigma`` breaks C1 (Gaussian noise on every hidden
+  belief of state 0, drawn from ``numpy.random.default_rng(noise_seed)`` as one
+  ``(hidden neurons, samples)`` array, hidden vertices in the order of ``vertices``). A parameter used
   by vertices of different ``l`` (a weight shared across time steps) accumulates their
   contributions and applies the sum at the end of its last trigger step
   (``shared_updates="deferred"``) or applies each at the end of its own step
@@ -60,14 +64,16 @@ The rules
   fires at most once per sample, at the first ``t`` with ``eps_i(t) != eps_i(t-1)``
   while ``mu_i(t) == mu_i(0)`` exactly. A parameter of one vertex changes at the end
   of the step its neurons fired; one shared by several vertices accumulates over the
-  presentation and changes after the last step. Every firing is reported; those at a
+  presentation and changes after the last step (``shared_updates="deferred"``) or, like
+  the others, at the end of each step its readers fired (``"immediate"``). Every firing is reported; those at a
   step other than the vertex's ``l`` are the *late* firings (Song's phi fires late where
   the backprop error is exactly 0, e.g. relu in the pre convention or max-pool;
   reproduced, not corrected).
 - ``StrictPC`` (Rosenbaum 2022, Algorithm "PC"; Torch2PC ``Strict``): steps ``0..n-1``
   of size ``eta`` from the current beliefs (output error recomputed each step); the
-  update is ``alpha g(n-1)^T x(n)``: error-neuron quantities of state ``n-1`` (``g``,
-  including ``act'(a(n-1))``) with the presynaptic signals of state ``n``.
+  update is ``alpha J_theta(n)^T eps(n-1)``: the errors of state ``n-1`` pulled back
+  through each vertex's parameter Jacobian evaluated at state ``n`` (dense post:
+  ``alpha (act'(a(n)) * eps(n-1))^T x(n)``), as Torch2PC's ``SetPCGrads`` does.
 - ``FixedPred`` (Rosenbaum 2022 "ModPC"; Millidge et al. 2020, fixed prediction
   assumption): predictions, Jacobians and presynaptic signals frozen at the forward
   pass, ``eps_j = v_j - vhat_j``, output error fixed at ``-dL/dvhat``; steps
@@ -85,8 +91,14 @@ diverges at ``t`` if an ``eps(t)`` is not finite or, when ``E(0) > 0``,
 ``E(t) > max_energy_ratio * E(0)`` (energies computed in the parameters' dtype, compared
 as Python floats). It also diverges where an update would make a parameter non-finite:
 at the state whose errors produced it (IL ``t_c``, ZIL and FaZIL the step that applies
-it, StrictPC and FixedPred ``n``, BP 0). A diverged run applies no update (``params``
-equal to the input, ``updates`` zero), reports ``diverged_at`` and never raises.
+it, StrictPC and FixedPred ``n``, BP 0). A diverged run stops, reports ``diverged_at``
+and never raises. Where its errors diverged at state ``t``, the presentation ends at
+``t``: every change computed from the states before ``t`` takes effect (the updates
+ZIL and FaZIL applied at earlier steps stay, and the sums held back for shared
+parameters are applied, as at a normal end), nothing computed from state ``t`` (so IL,
+StrictPC and FixedPred, which update at the end, apply nothing), and the firings before
+``t`` are reported. Where an update made a parameter non-finite, the run is undone
+(``params`` equal to the input, ``updates`` zero).
 """
 
 from __future__ import annotations
@@ -126,10 +138,10 @@ class ReferenceResult:
     Attributes
     ----------
     params
-        The new parameters (equal to the input parameters if the run diverged).
+        The new parameters (the input parameters plus ``updates``).
     updates
         The applied change of every parameter, summed over the steps that applied one
-        (zeros if the run diverged).
+        (on divergence, those applied before it; see the module docstring).
     diverged, diverged_at
         Whether and at which state the run diverged (see the module docstring).
     energy
@@ -143,10 +155,11 @@ class ReferenceResult:
     firings, late_firings
         FaZIL only: ``(k, 4)`` int64 rows ``(step, vertex, neuron, sample)``, ``vertex``
         an index into ``vertices``, sorted by those columns; ``late_firings`` are those
-        with ``step != l_vertex``.
+        with ``step != l_vertex`` (:meth:`named` gives them with vertex names).
     vertices
-        The parametrized vertices in topological order (for an MLP: its dense layers),
-        the vertices the firing rows index.
+        Every vertex of the graph, inputs included, in lexicographic topological order
+        (the order of :class:`neurosim.engine.LearnResult.vertices`): the vertices the
+        firing rows index.
     """
 
     params: Params
@@ -159,6 +172,10 @@ class ReferenceResult:
     firings: numpy.ndarray = field(default_factory=_no_firings)
     late_firings: numpy.ndarray = field(default_factory=_no_firings)
     vertices: tuple[str, ...] = ()
+
+    def named(self, rows: numpy.ndarray) -> list[tuple[int, str, int, int]]:
+        """Firing rows as ``(step, vertex name, neuron, sample)`` tuples."""
+        return [(int(t), self.vertices[int(k)], int(i), int(b)) for t, k, i, b in rows]
 
 
 @dataclass(frozen=True)
@@ -177,6 +194,7 @@ class _Run:
     ):
         self.net, self.params, self.values, self.lins, self.targets = prepare(graph, params, x, y, xp)
         self.xp = xp
+        self.order = tuple(nx.lexicographical_topological_sort(graph, key=str))
         self.ratio = max_energy_ratio
         self.energy: list[float] = []
 
@@ -211,29 +229,36 @@ class _Run:
         finite = all(bool(xp.all(xp.isfinite(a))) for a in eps)
         return not finite or (self.energy[0] > 0 and energy > self.ratio * self.energy[0])
 
-    def diverged(self, at: int, steps: int) -> ReferenceResult:
-        """The result of a run that diverged at state ``at`` after ``steps`` inference steps."""
+    def diverged(self, at: int, steps: int, **extra: Any) -> ReferenceResult:
+        """The result of a run undone: it diverged at state ``at`` after ``steps`` inference
+        steps, before any update or by an update that made a parameter non-finite."""
         xp = self.xp
-        return ReferenceResult(
-            params={n: xp.array(p, copy=True) for n, p in self.params.items()},
-            updates=zeros_like_params(self.params, xp),
-            diverged=True,
-            diverged_at=at,
-            energy=numpy.asarray(self.energy, dtype=numpy.float64),
-            steps=steps,
-            vertices=self.net.parametrized,
-        )
+        params = {n: xp.array(p, copy=True) for n, p in self.params.items()}
+        return self.finish(params, zeros_like_params(self.params, xp), steps, diverged_at=at, **extra)
 
-    def finish(self, params: Params, updates: Params, steps: int, **extra: Any) -> ReferenceResult:
-        """The result of a run that did not diverge."""
+    def stopped(self, params: Params, updates: Params, held: Params, at: int, steps: int,
+                **extra: Any) -> ReferenceResult:
+        """The result of a run whose errors diverged at state ``at`` (Z-IL, Fa-Z-IL): the
+        presentation ends there, so the ``updates`` applied at earlier steps stay and the
+        sums ``held`` back for shared parameters apply now, as at a normal end (undone
+        instead if that makes a parameter non-finite)."""
+        new = self.apply(params, held)
+        if new is None:
+            return self.diverged(at, steps, **extra)
+        total = {n: updates[n] + held[n] if n in held else updates[n] for n in updates}
+        return self.finish(new, total, steps, diverged_at=at, **extra)
+
+    def finish(self, params: Params, updates: Params, steps: int, diverged_at: int | None = None,
+               **extra: Any) -> ReferenceResult:
+        """The result of a run (that did not diverge, unless ``diverged_at`` says where)."""
         return ReferenceResult(
             params=params,
             updates=updates,
-            diverged=False,
-            diverged_at=None,
+            diverged=diverged_at is not None,
+            diverged_at=diverged_at,
             energy=numpy.asarray(self.energy, dtype=numpy.float64),
             steps=steps,
-            vertices=self.net.parametrized,
+            vertices=self.order,
             **extra,
         )
 
@@ -248,14 +273,12 @@ class _Run:
         return new
 
     def add_update(
-        self, into: Params, k: str, state: _State, alpha: float, signals: tuple[Array, ...] | None = None,
-        gate: Array | None = None,
+        self, into: Params, k: str, state: _State, alpha: float, gate: Array | None = None
     ) -> None:
-        """Add ``alpha J_theta^T (gate * eps_k)`` of vertex ``k`` to ``into``, with ``signals`` in place of its own."""
+        """Add ``alpha J_theta^T (gate * eps_k)`` of vertex ``k`` at ``state`` to ``into``."""
         vx, lin = self.net.nodes[k], state.lins[k]
         eps = state.eps[k] if gate is None else gate * state.eps[k]
-        accumulate(into, vx, preact_grad(vx, lin, eps, self.xp), lin.signals if signals is None else signals, alpha,
-                   self.xp)
+        accumulate(into, vx, preact_grad(vx, lin, eps, self.xp), lin.signals, alpha, self.xp)
 
 
 def _infer(run: _Run, params: Params, beliefs: dict[str, Array], state: _State, step: float) -> dict[str, Array]:
@@ -275,13 +298,11 @@ def _infer(run: _Run, params: Params, beliefs: dict[str, Array], state: _State, 
     return new
 
 
-def _every_vertex(
-    run: _Run, state: _State, alpha: float, signals: dict[str, tuple[Array, ...]] | None = None
-) -> Params:
-    """The update of every parametrized vertex from ``state``, with ``signals`` in place of its own where given."""
+def _every_vertex(run: _Run, state: _State, alpha: float) -> Params:
+    """The update of every parametrized vertex from ``state``."""
     deltas = zeros_like_params(run.params, run.xp)
     for k in run.net.parametrized:
-        run.add_update(deltas, k, state, alpha, None if signals is None else signals[k])
+        run.add_update(deltas, k, state, alpha)
     return deltas
 
 
@@ -321,19 +342,40 @@ def _users(run: _Run) -> dict[str, list[str]]:
     return users
 
 
+def _perturbed(run: _Run, beliefs: dict[str, Array], sigma: float, seed: int) -> dict[str, Array]:
+    """Song et al.'s C1 broken: ``N(0, sigma^2)`` noise on every hidden belief, drawn as one
+    ``(hidden neurons, samples)`` array from ``numpy.random.default_rng(seed)``, its rows
+    the hidden vertices in ``run.order``, each vertex's neurons in order."""
+    xp = run.xp
+    hidden = [v for v in run.order if v in run.net.hidden]
+    sizes = [beliefs[v].shape[1] for v in hidden]
+    batch = beliefs[hidden[0]].shape[0] if hidden else 0
+    noise = numpy.random.default_rng(seed).normal(0.0, sigma, size=(sum(sizes), batch))
+    out, row = dict(beliefs), 0
+    for v, size in zip(hidden, sizes):
+        out[v] = beliefs[v] + xp.asarray(noise[row : row + size].T.astype(beliefs[v].dtype))
+        row += size
+    return out
+
+
 def _zil(run: _Run, graph: nx.DiGraph, rule: ZIL) -> ReferenceResult:
     xp, net = run.xp, run.net
     trigger = trigger_steps(graph)
+    if rule.update_step is not None:  # C2 broken: every vertex at one step
+        trigger = {k: rule.update_step for k in trigger}
     n_steps = max((trigger[k] for k in net.parametrized), default=0) + 1
     # the step at whose end each parameter's accumulated contributions are applied
     last = {n: max((trigger[k] for k in ks), default=0) for n, ks in _users(run).items()}
     beliefs, params = run.initial_beliefs(), run.params
+    if rule.init_noise > 0:
+        beliefs = _perturbed(run, beliefs, rule.init_noise, rule.noise_seed)
     updates, pending = zeros_like_params(params, xp), zeros_like_params(params, xp)
     eps_at_trigger: dict[str, Array] = {}
     for t in range(n_steps):
         state = run.state(params, beliefs)
         if run.record(state):
-            return run.diverged(t, t)
+            held = {n: pending[n] for n in params if rule.shared_updates == "deferred" and last[n] >= t}
+            return run.stopped(params, updates, held, t, t, eps_at_trigger=eps_at_trigger)
         for k in net.vertices:
             if trigger.get(k) == t:
                 eps_at_trigger[k] = state.eps[k]
@@ -389,13 +431,16 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
     beliefs, params = run.initial_beliefs(), run.params
     updates, pending = zeros_like_params(params, xp), zeros_like_params(params, xp)
     detector = _Detector(run, rule)
+    levels = numpy.array([trigger.get(k, -1) for k in run.order], dtype=numpy.int64)
     fired: list[numpy.ndarray] = []
     to_host = getattr(xp, "asnumpy", numpy.asarray)
     for t in range(n_steps):
         state = run.state(params, beliefs)
         if run.record(state):
-            return run.diverged(t, t)
-        for index, k in enumerate(net.parametrized):
+            held = {n: pending[n] for n in shared if rule.shared_updates == "deferred"}
+            return run.stopped(params, updates, held, t, t, **_firing_record(fired, levels))
+        for k in net.parametrized:
+            index = run.order.index(k)
             phi = detector.phi(k, state)
             neuron, sample = (to_host(i).astype(numpy.int64) for i in xp.nonzero(phi.T))
             if neuron.size:
@@ -403,17 +448,24 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
                 fired.append(numpy.column_stack([head, neuron, sample]))
             run.add_update(pending, k, state, rule.alpha, gate=phi.astype(state.eps[k].dtype))
         beliefs = _infer(run, params, beliefs, state, rule.gamma)
-        due = [n for n in params if n not in shared or t == n_steps - 1]
+        due = [n for n in params if rule.shared_updates == "immediate" or n not in shared or t == n_steps - 1]
         params = run.apply(params, {n: pending[n] for n in due})
         if params is None:
-            return run.diverged(t, t + 1)
+            return run.diverged(t, t + 1, **_firing_record(fired, levels, before=t))
         for n in due:
             updates[n] = updates[n] + pending[n]
             pending[n] = xp.zeros_like(pending[n])
+    return run.finish(params, updates, n_steps, **_firing_record(fired, levels))
+
+
+def _firing_record(fired: list[numpy.ndarray], levels: numpy.ndarray, before: int | None = None) -> dict:
+    """``firings`` (sorted rows, those at steps ``< before`` if given) and ``late_firings``
+    (those at a step other than their vertex's ``levels`` entry)."""
     firings = numpy.concatenate(fired) if fired else _no_firings()
-    levels = numpy.array([trigger[k] for k in net.parametrized], dtype=numpy.int64)
-    late = firings[firings[:, 0] != levels[firings[:, 1]]]
-    return run.finish(params, updates, n_steps, firings=firings, late_firings=late)
+    if before is not None:
+        firings = firings[firings[:, 0] < before]
+    firings = firings[numpy.lexsort(firings.T[::-1])]
+    return dict(firings=firings, late_firings=firings[firings[:, 0] != levels[firings[:, 1]]])
 
 
 def _strict(run: _Run, graph: nx.DiGraph, rule: StrictPC) -> ReferenceResult:
@@ -423,9 +475,10 @@ def _strict(run: _Run, graph: nx.DiGraph, rule: StrictPC) -> ReferenceResult:
         if run.record(state):
             return run.diverged(t, t)
         beliefs = _infer(run, run.params, beliefs, state, rule.eta)
-    at_n = linearize_all(run.net, run.params, beliefs, run.xp)  # the presynaptic signals of state n
-    signals = {k: at_n[k].signals for k in run.net.parametrized}
-    return _final(run, _every_vertex(run, state, rule.alpha, signals), rule.n, rule.n)
+    # Torch2PC's SetPCGrads: eps(n-1) pulled back through each vertex's parameter
+    # Jacobian at state n (a fresh forward pass of every vertex on the final beliefs)
+    pulled_back = _State(linearize_all(run.net, run.params, beliefs, run.xp), state.eps)
+    return _final(run, _every_vertex(run, pulled_back, rule.alpha), rule.n, rule.n)
 
 
 def _fixedpred(run: _Run, graph: nx.DiGraph, rule: FixedPred) -> ReferenceResult:
