@@ -16,6 +16,7 @@ neurosim allocate without end or run a kernel call that cannot be interrupted
 - :data:`MAX_STEPS`: inference steps (learning ticks) of one presentation, and the
   counts that index them (``IL.t_c``, ``StrictPC.n``, ``FixedPred.n``,
   ``FaZIL.ticks``, ``FaZIL.t_d``, ``ZIL.update_step``);
+- :data:`MAX_EPOCHS`: epochs of a training run;
 - :data:`MAX_NEURONS`, :data:`MAX_SYNAPSES`, :data:`MAX_PARAMETERS`: the size of a
   model graph (compiling costs about 0.1 ms per neuron and 12 us per synapse on CI's
   2 cores, so the largest graph compiles in a few minutes);
@@ -43,6 +44,8 @@ import numpy as np
 
 #: inference steps (learning ticks) of one presentation
 MAX_STEPS = 1_000_000
+#: epochs of one training run (each is a loop that can be interrupted)
+MAX_EPOCHS = 1_000_000
 #: value plus error neurons of a compiled graph
 MAX_NEURONS = 1_000_000
 #: synapses of a compiled graph (weights read, a convolution's at every position)

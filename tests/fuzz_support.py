@@ -89,9 +89,16 @@ def run_case(kind: str, call: Callable[[], object], limit: float = CASE_LIMIT) -
     return outcome
 
 
-def record(kind: str, outcome: str) -> None:
-    """Count a case checked outside :func:`run_case` (a command-line run)."""
+def timed_case(kind: str, call: Callable[[], str], limit: float = CASE_LIMIT) -> str:
+    """Run a case that checks its own contract and returns its outcome (a command line);
+    time it as :func:`run_case` does and record the outcome."""
+    start = time.perf_counter()
+    with _alarm(2 * limit):
+        outcome = call()
+    elapsed = time.perf_counter() - start
+    assert elapsed <= limit, f"{kind} case took {elapsed:.1f} s, over its limit of {limit} s"
     COUNTS[kind][outcome] += 1
+    return outcome
 
 
 def total(kinds: tuple[str, ...] | None = None) -> int:
