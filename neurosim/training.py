@@ -44,7 +44,6 @@ from neurosim.params import init_params
 from neurosim.recording import RunDirectory, environment
 from neurosim.rules import Rule, make_rule, require_count, require_positive
 from neurosim.tasks import make_task, sequence_dataset
-from neurosim.validation import MAX_EPOCHS
 
 #: Epochs of the default run (``neurosim train``): Fa-Z-IL on digits, > 80% test accuracy.
 DEFAULT_EPOCHS = 100
@@ -98,6 +97,8 @@ class TrainConfig:
         self.hidden = tuple(self.hidden)
         for width in self.hidden:
             require_count("hidden layer width", width, 1)
+        from neurosim.validation import MAX_EPOCHS
+
         require_count("epochs", self.epochs, 1, MAX_EPOCHS)
         require_count("batch", self.batch, 1)
         require_count("seed", self.seed, 0)
