@@ -15,8 +15,9 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from neurosim.errors import ParameterError
+from neurosim.errors import ConfigError, ParameterError
 from neurosim.graph.spec import param_shapes, param_specs
+from neurosim.validation import is_count, real_array
 
 Params = dict[str, np.ndarray]
 
@@ -32,6 +33,9 @@ def init_params(graph: nx.DiGraph, seed: int = 0, dtype: type = np.float64) -> P
     from neurosim.graph.validate import validate_graph
 
     validate_graph(graph)
+    if not is_count(seed) or seed < 0:
+        raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
+    dtype = _float_dtype(dtype)
     rng = np.random.default_rng(seed)
     return {
         name: rng.uniform(-spec.init_bound, spec.init_bound, size=spec.shape).astype(dtype)
@@ -48,10 +52,11 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
     from neurosim.graph.validate import validate_graph
 
     validate_graph(graph)
+    dtype = _float_dtype(dtype)
     expected = param_shapes(graph)
     if not isinstance(params, Mapping):
         raise ParameterError(f"parameters must be a dict of arrays, got {type(params).__name__}")
-    unknown = sorted(set(params) - set(expected))
+    unknown = sorted(map(repr, set(params) - set(expected)))
     if unknown:
         raise ParameterError(
             f"unexpected parameters {unknown}; this graph has {sorted(expected)}"
@@ -61,7 +66,7 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
         if name not in params:
             vertex = name.rsplit(".", 1)[0]
             raise ParameterError(f"missing parameter {name!r} of vertex {vertex!r} (shape {shape})")
-        arr = np.ascontiguousarray(np.asarray(params[name], dtype=dtype))
+        arr = np.ascontiguousarray(real_array(params[name], f"parameter {name!r}", ParameterError, dtype))
         if arr.shape != shape:
             raise ParameterError(
                 f"parameter {name!r} has shape {arr.shape}, expected {shape} (PyTorch layout: "
@@ -71,6 +76,17 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, np.ndarray], dtype: typ
             raise ParameterError(f"parameter {name!r} contains NaN or infinite values")
         out[name] = arr.copy()
     return out
+
+
+def _float_dtype(dtype: object) -> type:
+    """``dtype`` as ``numpy.float64`` or ``numpy.float32``; ConfigError otherwise."""
+    try:
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        dt = None
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ConfigError(f"dtype must be float64 or float32, got {dtype!r}")
+    return dt.type
 
 
 def sequential_modules(graph: nx.DiGraph) -> list[tuple[str, list[str]]]:
@@ -111,6 +127,12 @@ def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: 
     has the state dict's own keys. Tensors are converted with ``numpy.asarray`` (call
     ``.detach().cpu()`` on GPU tensors first).
     """
+    from neurosim.graph.validate import validate_graph
+
+    validate_graph(graph)
+    if not isinstance(state_dict, Mapping):
+        raise ParameterError(f"a state dict must be a dict of arrays, got {type(state_dict).__name__}")
+    state_dict = {str(k): v for k, v in state_dict.items()}
     modules = sequential_modules(graph)
     prefixes = []
     for key in state_dict:
@@ -124,12 +146,12 @@ def from_sequential(graph: nx.DiGraph, state_dict: Mapping[str, object], dtype: 
         )
     params: Params = {}
     for prefix, (weight, biases) in zip(prefixes, modules):
-        params[weight] = np.asarray(state_dict[f"{prefix}.weight"])
+        params[weight] = state_dict[f"{prefix}.weight"]
         if f"{prefix}.bias" in state_dict:
             if len(biases) != 1:
                 raise ParameterError(f"the state dict has {prefix}.bias but the graph's layer {weight!r} has "
                                      f"biases {biases}")
-            params[biases[0]] = np.asarray(state_dict[f"{prefix}.bias"])
+            params[biases[0]] = state_dict[f"{prefix}.bias"]
     return check_params(graph, params, dtype)
 
 

@@ -45,21 +45,37 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from neurosim import validation
 from neurosim.errors import ConfigError
 
 DEFAULT_MAX_ENERGY_RATIO = 1e12
 
 
-def require_positive(name: str, value: float) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is a positive finite number."""
-    if not (isinstance(value, (int, float)) and value > 0 and value == value and value != float("inf")):
-        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+def require_positive(name: str, value: float, allow_inf: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a positive finite number (a Python
+    or numpy int or float, not a bool; ``allow_inf``: or ``+inf``)."""
+    if not (validation.is_real(value) and value > 0 and (allow_inf or value != float("inf"))):
+        raise ConfigError(f"{name} must be a positive {'' if allow_inf else 'finite '}number, got {value!r}")
 
 
-def require_count(name: str, value: int, minimum: int = 0) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is an int ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def require_count(name: str, value: int, minimum: int = 0, maximum: int | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an int (Python's or numpy's, not a
+    bool) from ``minimum`` to ``maximum``."""
+    if not validation.is_count(value) or value < minimum:
         raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value!r}")
+
+
+def require_steps(name: str, value: int, minimum: int = 0) -> None:
+    """:func:`require_count` bounded by :data:`neurosim.validation.MAX_STEPS` (the budget
+    of inference steps of one presentation)."""
+    require_count(name, value, minimum)
+    if value > validation.MAX_STEPS:
+        raise ConfigError(
+            f"{name} is {value}, over the budget of {validation.MAX_STEPS} inference steps per presentation "
+            "(neurosim.validation.MAX_STEPS); use fewer steps or raise the budget"
+        )
 
 
 def require_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -81,7 +97,11 @@ class Rule:
     name = "rule"
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # numpy scalars are accepted and stored as Python numbers
+            object.__setattr__(self, f.name, validation.plain(getattr(self, f.name)))
         require_positive("alpha", self.alpha)
+        if hasattr(self, "max_energy_ratio"):
+            require_positive("max_energy_ratio", self.max_energy_ratio, allow_inf=True)
 
     def to_dict(self) -> dict:
         """The rule as a JSON-ready dict, with its name under ``"rule"``."""
@@ -107,7 +127,7 @@ class IL(Rule):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive("gamma", self.gamma)
-        require_count("t_c", self.t_c)
+        require_steps("t_c", self.t_c)
 
 
 @dataclass(frozen=True)
@@ -140,8 +160,8 @@ class ZIL(Rule):
         require_positive("gamma", self.gamma)
         require_choice("shared_updates", self.shared_updates, SHARED_UPDATES)
         if self.update_step is not None:
-            require_count("update_step", self.update_step)
-        if not (isinstance(self.init_noise, (int, float)) and 0 <= self.init_noise < float("inf")):
+            require_steps("update_step", self.update_step)
+        if not (validation.is_real(self.init_noise) and 0 <= self.init_noise < float("inf")):
             raise ConfigError(f"init_noise must be a finite number >= 0, got {self.init_noise!r}")
         require_count("noise_seed", self.noise_seed)
 
@@ -179,9 +199,9 @@ class FaZIL(Rule):
         super().__post_init__()
         require_choice("detector", self.detector, DETECTORS)
         require_choice("shared_updates", self.shared_updates, SHARED_UPDATES)
-        require_count("t_d", self.t_d, 1)
+        require_steps("t_d", self.t_d, 1)
         if self.ticks is not None:
-            require_count("ticks", self.ticks, 1)
+            require_steps("ticks", self.ticks, 1)
         require_positive("gamma", self.gamma)
 
 
@@ -198,7 +218,7 @@ class StrictPC(Rule):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive("eta", self.eta)
-        require_count("n", self.n, 1)
+        require_steps("n", self.n, 1)
 
 
 @dataclass(frozen=True)
@@ -214,7 +234,7 @@ class FixedPred(Rule):
         super().__post_init__()
         require_positive("eta", self.eta)
         if self.n is not None:
-            require_count("n", self.n, 1)
+            require_steps("n", self.n, 1)
 
 
 RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (BP, IL, ZIL, FaZIL, StrictPC, FixedPred)}

@@ -65,6 +65,7 @@ from neurosim.params import init_params
 from neurosim.recording import RunDirectory, environment
 from neurosim.rules import Rule, make_rule, require_count, require_positive
 from neurosim.tasks import Task, make_task, sequence_dataset
+from neurosim.validation import MAX_EPOCHS
 
 #: Epochs of the default run (``neurosim train``): Fa-Z-IL on digits, 97.21% test accuracy.
 DEFAULT_EPOCHS = 40
@@ -170,7 +171,7 @@ class TrainConfig:
         for name in _NUMBERS:
             if isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}")
-        require_count("epochs", self.epochs, 1)
+        require_count("epochs", self.epochs, 1, MAX_EPOCHS)
         require_count("batch", self.batch, 1)
         require_count("seed", self.seed, 0)
         require_count("threads", self.threads, 1)

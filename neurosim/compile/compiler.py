@@ -64,7 +64,12 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     own_delay
         Delay of the private link between a value neuron and its error neuron.
     """
+    if isinstance(own_delay, bool) or not isinstance(own_delay, (int, np.integer)) or not 1 <= own_delay <= MAX_DELAY:
+        raise ConfigError(f"own_delay must be an int from 1 to {MAX_DELAY} ticks, got {own_delay!r}")
     validate_graph(graph)
+    if isinstance(delays, Mapping) and set(delays) - set(graph):
+        unknown = sorted(map(repr, set(delays) - set(graph)))
+        raise ConfigError(f"delays name vertices {unknown} that are not in the graph")
     order = vertex_order(graph)
     index = {v: k for k, v in enumerate(order)}
     triggers = _trigger_or_none(graph)
@@ -201,8 +206,6 @@ def compile_graph(graph: nx.DiGraph, delays: Delays = 1, own_delay: int = 1) -> 
     v_wake = receiver_groups(out_ptr, out_syn, c_err[s_post], s_delay)
     fr = forward_runs(in_ptr, s_pre, s_delay)
     br = backward_runs(out_ptr, out_syn, s_post, s_delay)
-    if isinstance(own_delay, bool) or not isinstance(own_delay, (int, np.integer)) or own_delay < 1:
-        raise ConfigError(f"own_delay must be an int >= 1 tick, got {own_delay!r}")
     return Netlist(
         vertices=order, vertex_lo_v=lo_v, vertex_lo_e=lo_e,
         v_vertex=v_vertex, v_pos=v_pos, v_role=v_role, v_out_act=v_out_act, v_err=v_err,

@@ -199,9 +199,19 @@ def one_hot(labels: np.ndarray, n: int, dtype: type = np.float64) -> np.ndarray:
     >>> one_hot(np.array([2, 0]), 3).tolist()
     [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
     """
-    labels = np.asarray(labels)
+    from neurosim import validation
+
+    try:
+        labels = np.asarray(labels)
+    except (TypeError, ValueError):
+        raise DataError(f"labels must be a 1-d integer array, got {labels!r:.80}") from None
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DataError(f"labels must be a 1-d integer array, got {labels.dtype} of shape {labels.shape}")
+    if not validation.is_count(n) or n < 1:
+        raise DataError(f"the number of classes must be an int >= 1, got {n!r}")
+    validation.require_budget(labels.shape[0] * n * np.dtype(dtype).itemsize, validation.MEMORY_BUDGET,
+                              "the size of the one-hot array (bytes)", "use fewer classes or samples",
+                              DataError, "MEMORY_BUDGET")
     if labels.size and (labels.min() < 0 or labels.max() >= n):
         raise DataError(f"labels in [{labels.min()}, {labels.max()}] do not fit {n} classes")
     out = np.zeros((labels.shape[0], n), dtype=dtype)

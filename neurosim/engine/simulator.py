@@ -32,7 +32,6 @@ from neurosim.engine.kernels import (
     MODE_PREDICT,
     STATUS_BUFFER_FULL,
     STATUS_DIVERGED,
-    STATUS_FLUSH,
     STATUS_QUIET,
     UPDATE_AT_TRIGGER,
     UPDATE_HELD,
@@ -42,8 +41,9 @@ from neurosim.engine.kernels import (
     Recorders,
 )
 from neurosim.engine.loop import clamp_values, run_ticks, run_ticks_parallel
-from neurosim.engine.state import allocate_state, net_arrays
-from neurosim.errors import ConfigError, DataError
+from neurosim import validation
+from neurosim.engine.state import allocate_state, net_arrays, state_bytes
+from neurosim.errors import ConfigError, DataError, GraphError
 from neurosim.monitors import Monitor
 from neurosim.graph.spec import exact_steps, output_vertices, trigger_steps
 from neurosim.params import Params, check_params, init_params
@@ -119,6 +119,10 @@ class Simulator:
         Threads for parallel delivery: each stage is split into this many contiguous
         blocks of neurons, run in parallel. The result is bit-for-bit the same for any
         value; more threads pay off only on large networks.
+
+    The simulator is compiled from ``graph`` as it is now: editing the graph afterwards
+    makes the next call raise :class:`~neurosim.errors.GraphError` (rebuild the
+    simulator instead).
     """
 
     def __init__(
@@ -132,12 +136,13 @@ class Simulator:
         own_delay: int = 1,
         threads: int = 1,
     ) -> None:
-        if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
-            raise ConfigError(f"dtype must be float64 or float32, got {np.dtype(dtype)}")
+        from neurosim.params import _float_dtype
+
+        dtype = _float_dtype(dtype)
         limit = numba.config.NUMBA_NUM_THREADS
-        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
+        if not validation.is_count(threads) or not 1 <= threads <= limit:
             raise ConfigError(f"threads must be an int from 1 to {limit} (NUMBA_NUM_THREADS), got {threads!r}")
-        self.threads = threads
+        self.threads = int(threads)
         self.monitor: Monitor | None = None  # set by neurosim.monitors.Monitor.attach
         self.graph = graph
         self.dtype = np.dtype(dtype).type
@@ -156,6 +161,15 @@ class Simulator:
         self._none = np.zeros(0, np.int64)
         self._deferrals: dict[tuple[str, int], dict] = {}
         self.outputs = output_vertices(graph)
+        self._fingerprint = validation.graph_fingerprint(graph)
+
+    def _check_graph(self) -> None:
+        """Raise GraphError if the graph was edited after this simulator was built on it."""
+        if validation.graph_fingerprint(self.graph) != self._fingerprint:
+            raise GraphError(
+                "the graph was edited after this Simulator was built on it; the simulator still runs the "
+                "graph as it was, so rebuild the Simulator (neurosim.engine.Simulator(graph, ...)) after editing"
+            )
 
     # ---- parameters -------------------------------------------------------------
     @property
@@ -165,6 +179,7 @@ class Simulator:
 
     def set_params(self, params: Mapping[str, np.ndarray]) -> None:
         """Replace every parameter (validated; see :func:`neurosim.params.check_params`)."""
+        self._check_graph()
         self.theta[:] = self.netlist.pack_params(check_params(self.graph, params, self.dtype), self.dtype)
         self.stale = True
 
@@ -172,6 +187,7 @@ class Simulator:
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
         """Run the prediction phase on ``x`` and return the output beliefs ``(B, size)``
         (a dict by output vertex when the graph has several outputs)."""
+        self._check_graph()
         self._prediction_phase(self._batch(x, self.inputs, "input"))
         outs = {o: self._vertex_values(o) for o in self.outputs}
         return outs[self.outputs[0]] if len(outs) == 1 else outs
@@ -207,6 +223,7 @@ class Simulator:
         reverse: bool = False,
     ) -> Presentation:
         """Start a presentation (prediction phase done, target clamped) to advance by hand."""
+        self._check_graph()
         return Presentation(self, x, y, rule, all_active=all_active, reverse=reverse)
 
     # ---- internals ------------------------------------------------------------------
@@ -229,20 +246,29 @@ class Simulator:
         for v in vertices:
             if v in optional:
                 continue
-            arr = np.asarray(data[v], dtype=self.dtype)
+            arr = validation.real_array(data[v], f"{what} data for vertex {v!r}", DataError, self.dtype)
             size = self.graph.nodes[v]["size"]
             if arr.ndim == 1:
                 arr = arr[None, :]
-            if arr.ndim != 2 or arr.shape[1] != size:
+            if arr.ndim != 2 or arr.shape[1] != size or arr.shape[0] < 1:
                 raise DataError(
-                    f"{what} data for vertex {v!r} has shape {np.shape(data[v])}; expected (batch, {size})"
+                    f"{what} data for vertex {v!r} has shape {np.shape(data[v])}; expected (batch, {size}) "
+                    "with a batch of at least one sample"
                 )
             if not np.all(np.isfinite(arr)):
                 raise DataError(f"{what} data for vertex {v!r} contains NaN or infinite values")
             if lanes is not None and arr.shape[0] != lanes:
                 raise DataError(f"{what} data for vertex {v!r} has batch {arr.shape[0]}, others have {lanes}")
+            if what == "target" and self.graph.nodes[v].get("loss") == "ce":
+                tol = float(np.sqrt(np.finfo(self.dtype).eps))
+                if np.any(arr < 0) or np.any(np.abs(arr.sum(axis=1) - 1) > tol):
+                    raise DataError(
+                        f"target data for the ce output {v!r} must have non-negative rows summing to 1 (one-hot labels)"
+                    )
             lanes = arr.shape[0]
             out[v] = arr
+        if lanes is None:
+            raise DataError(f"no {what} data given; pass an array for at least one of {vertices}")
         return {v: out[v] if v in out else np.full((lanes, self.graph.nodes[v]["size"]), optional[v], self.dtype)
                 for v in vertices}
 
@@ -259,6 +285,10 @@ class Simulator:
     def _clamp(self, batch: dict[str, np.ndarray]) -> None:
         lanes = next(iter(batch.values())).shape[0]
         if self.state.v.shape[1] != lanes:
+            validation.require_budget(
+                state_bytes(self.netlist, lanes, np.dtype(self.dtype).itemsize), validation.MEMORY_BUDGET,
+                f"the event-loop state of a batch of {lanes} samples (bytes)", "present smaller batches",
+                DataError, "MEMORY_BUDGET")
             self.state = allocate_state(self.netlist, lanes, self.theta)
             self.stale = True
         for v, arr in batch.items():
@@ -272,9 +302,13 @@ class Simulator:
             self.stale = False
         limit = (len(self.netlist.vertices) + 2) * (self.netlist.max_delay + 1) + 2
         onset, left = self.tick, limit
+        net = self.netlist
+        tick_work = self.state.v.shape[1] * (net.n_synapses + net.n_value + net.n_error)
+        chunk = max(1, min(validation.CHUNK_WORK // max(tick_work, 1), validation.CHUNK_BYTES // 8))
         while True:
-            pol = self._policy(MODE_PREDICT, n_ticks=left, force_tick=onset, stop_when_quiet=True)
-            rec = self._recorders(0, left)
+            n = min(left, chunk)  # bounded kernel calls: bounded buffers, interruptible between calls
+            pol = self._policy(MODE_PREDICT, n_ticks=n, force_tick=onset, stop_when_quiet=True)
+            rec = self._recorders(0, n)
             status, done = self._run(pol, rec)
             self.tick += done
             left -= done
@@ -282,7 +316,7 @@ class Simulator:
                 self.monitor.flush(rec, None)
             if status == STATUS_QUIET:
                 return
-            if status != STATUS_FLUSH:  # pragma: no cover - a DAG always settles
+            if left <= 0:  # pragma: no cover - a DAG always settles
                 raise RuntimeError(f"the prediction phase did not settle within {limit} ticks")
 
     def _run(self, pol: Policy, rec: Recorders) -> tuple[int, int]:
@@ -332,6 +366,14 @@ class Simulator:
             max_energy_ratio=np.inf, blocks=self.threads,
         )
         base.update(kw)
+        # plain Python types, so that no setting compiles a new specialization of the kernel
+        for key in ("gamma", "alpha", "max_energy_ratio"):
+            base[key] = float(base[key])
+        for key in ("fixed", "shares", "last_error_only", "stop_when_quiet", "all_active", "reverse"):
+            base[key] = bool(base[key])
+        for key in ("mode", "update_kind", "t_d", "detector", "cause", "held_step", "tick0", "learn_tick0",
+                    "n_ticks", "force_tick", "blocks"):
+            base[key] = int(base[key])
         return Policy(**base)
 
 
@@ -379,13 +421,27 @@ class Presentation:
             raise ConfigError(f"rule must be a neurosim.rules.Rule, got {type(rule).__name__}")
         if isinstance(rule, BP):
             raise ConfigError("BP is the reference, not an event-loop rule; use neurosim.reference.backprop.sgd_step")
+        for name, flag in (("all_active", all_active), ("reverse", reverse)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {flag!r}")
         self.sim = sim
         inputs = sim._batch(x, sim.inputs, "input")
         targets = sim._batch(y, sim.outputs, "target")
-        if next(iter(targets.values())).shape[0] != next(iter(inputs.values())).shape[0]:
+        lanes = next(iter(inputs.values())).shape[0]
+        if next(iter(targets.values())).shape[0] != lanes:
             raise DataError("inputs and targets have different batch sizes")
         self.rule = rule
         self.kind, n_ticks, kw = self._rule_policy(rule)
+        net = sim.netlist
+        tick_work = lanes * (net.n_synapses + net.n_value + net.n_error)
+        validation.require_budget(
+            n_ticks * tick_work, validation.WORK_BUDGET,
+            f"the work of this presentation ({n_ticks} ticks x {lanes} samples x "
+            f"{net.n_synapses + net.n_value + net.n_error} synapses and neurons)",
+            "use fewer inference steps or smaller batches", ConfigError, "WORK_BUDGET")
+        # ticks per kernel call: bounded work (an interrupt is served between calls) and record memory
+        tick_bytes = 8 + (24 * net.n_error * lanes if self.kind == UPDATE_PHI else 0)
+        self.chunk_max = max(1, min(validation.CHUNK_WORK // max(tick_work, 1), validation.CHUNK_BYTES // tick_bytes))
         sim._prediction_phase(inputs)
         st = sim.state
         st.vhat[:] = st.v
@@ -466,6 +522,8 @@ class Presentation:
 
     def advance(self, n_ticks: int) -> None:
         """Run up to ``n_ticks`` more learning ticks (fewer only at the end or on divergence)."""
+        if not validation.is_count(n_ticks) or n_ticks < 0:
+            raise ConfigError(f"n_ticks must be an int >= 0, got {n_ticks!r}")
         target = min(self.done + n_ticks, self.total)
         while self.done < target and self.diverged_at is None:
             self._chunk(target - self.done)
@@ -473,6 +531,7 @@ class Presentation:
     def _chunk(self, n: int) -> None:
         """One kernel call of at most ``n`` ticks (it stops early to flush a monitor)."""
         sim, st = self.sim, self.sim.state
+        n = min(n, self.chunk_max)
         opts = dict(self.options)
         opts["last_error_only"] = self.done + n == self.total
         pol = sim._policy(n_ticks=n, **opts)
@@ -495,7 +554,7 @@ class Presentation:
 
     def finish(self, chunk_ticks: int | None = None) -> LearnResult:
         """Run the remaining ticks (in chunks of ``chunk_ticks``) and return the result."""
-        if chunk_ticks is not None and (not isinstance(chunk_ticks, int) or chunk_ticks < 1):
+        if chunk_ticks is not None and (not validation.is_count(chunk_ticks) or chunk_ticks < 1):
             raise ConfigError(f"chunk_ticks must be a positive int, got {chunk_ticks!r}")
         while not self.finished:
             self.advance(chunk_ticks or self.total)

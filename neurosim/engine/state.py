@@ -13,6 +13,14 @@ def net_arrays(net: Netlist) -> NetArrays:
     return NetArrays(**{name: getattr(net, name) for name in NetArrays._fields})
 
 
+def state_bytes(net: Netlist, lanes: int, itemsize: int) -> int:
+    """Bytes of the per-sample arrays :func:`allocate_state` allocates for ``lanes`` samples
+    (floats of ``itemsize`` bytes; the per-network arrays are left out)."""
+    n_v, n_e, n_c, D = net.n_value, net.n_error, net.n_compartments, net.max_delay + 1
+    floats = 3 * n_v + 3 * n_c + 3 * n_e + D * (2 * n_v + 2 * n_e + n_c)
+    return lanes * (itemsize * floats + 10 * n_e)
+
+
 def allocate_state(net: Netlist, lanes: int, theta: np.ndarray) -> StateArrays:
     """Fresh state for ``lanes`` samples: every neuron at 0, no message in flight.
 

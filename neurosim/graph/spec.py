@@ -88,11 +88,13 @@ A dense parameter's rows are the largest ``row_offset + size`` of its references
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
 
 from neurosim.errors import GraphError
+from neurosim.validation import is_count
 
 OPS = (
     "input", "dense", "conv2d", "avgpool", "maxpool", "flatten", "activation",
@@ -146,7 +148,11 @@ class ParamSpec:
 def inputs_of(graph: nx.DiGraph, v: object) -> list:
     """The parents of ``v`` in the order its op reads them (``inputs`` or edge order)."""
     given = graph.nodes[v].get("inputs")
-    return list(given) if given is not None else list(graph.predecessors(v))
+    if given is None:
+        return list(graph.predecessors(v))
+    if not isinstance(given, (list, tuple)) or not all(p in graph for p in given):
+        raise GraphError(f"vertex {v!r}: inputs must be a list of its parents, got {given!r}")
+    return list(given)
 
 
 def pair(value: object, what: str, v: object) -> tuple[int, int]:
@@ -155,9 +161,9 @@ def pair(value: object, what: str, v: object) -> tuple[int, int]:
         out = tuple(value)
     else:
         out = (value, value)
-    if not all(isinstance(k, int) and not isinstance(k, bool) for k in out):
+    if not all(is_count(k) for k in out):
         raise GraphError(f"vertex {v!r}: {what} must be an int or a pair of ints, got {value!r}")
-    return out  # type: ignore[return-value]
+    return int(out[0]), int(out[1])
 
 
 def conv_geometry(graph: nx.DiGraph, v: object) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
@@ -174,8 +180,8 @@ def _ref(value: object, v: object) -> ParamRef:
     if isinstance(value, str):
         return ParamRef(value)
     if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str) \
-            and isinstance(value[1], int) and value[1] >= 0:
-        return ParamRef(value[0], value[1])
+            and is_count(value[1]) and value[1] >= 0:
+        return ParamRef(value[0], int(value[1]))
     raise GraphError(
         f"vertex {v!r}: a parameter reference is a name or (name, row_offset), got {value!r}"
     )
@@ -205,6 +211,8 @@ def weight_refs(graph: nx.DiGraph, v: object) -> dict[object, ParamRef]:
     else:
         default = {p: f"{v}.weight" for p in parents}
     given = attrs.get("weights") or {}
+    if not isinstance(given, Mapping):
+        raise GraphError(f"vertex {v!r}: weights must map parents to parameter names, got {given!r}")
     unknown = [p for p in given if p not in parents]
     if unknown:
         raise GraphError(f"vertex {v!r} names weights for {unknown}, which are not among its inputs {parents}")
@@ -215,6 +223,8 @@ def bias_refs(graph: nx.DiGraph, v: object) -> list[ParamRef]:
     """The bias parameters of a parametrized vertex (their values are summed)."""
     attrs = graph.nodes[v]
     if attrs.get("biases") is not None:
+        if not isinstance(attrs["biases"], (list, tuple)):
+            raise GraphError(f"vertex {v!r}: biases must be a list of parameter names, got {attrs['biases']!r}")
         return [_whole(_ref(b, v), v, attrs["op"]) for b in attrs["biases"]]
     if not attrs.get("bias", True):
         return []

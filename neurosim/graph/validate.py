@@ -10,12 +10,17 @@ from __future__ import annotations
 import math
 
 import networkx as nx
+import numpy as np
 
+from neurosim import validation
 from neurosim.activations import ACTIVATIONS
 from neurosim.errors import GraphError
 from neurosim.graph.spec import (
+    COMMON_ATTRIBUTES,
     CONVENTIONS,
+    EDGE_ATTRIBUTES,
     LOSSES,
+    OP_ATTRIBUTES,
     OPS,
     conv_geometry,
     inputs_of,
@@ -61,8 +66,11 @@ def validate_graph(graph: nx.DiGraph) -> None:
     edge ``slice`` is a valid range read by a dense vertex; a chain's ops are valid and
     have a neuron-level form (:mod:`neurosim.graph.chain`); an input's ``default`` is a
     finite number.
+    Every vertex and edge attribute is one its op reads (a misspelling is named, with the
+    nearest valid attribute), every input feeds some vertex, and the graph fits the size
+    budgets of :mod:`neurosim.validation` (neurons, synapses, parameters).
     """
-    if not isinstance(graph, nx.DiGraph):
+    if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
         raise GraphError(f"a model must be a networkx.DiGraph, got {type(graph).__name__}")
     if graph.number_of_nodes() == 0:
         raise GraphError("the model graph has no vertices; build one with neurosim.graph.mlp(...)")
@@ -78,7 +86,34 @@ def validate_graph(graph: nx.DiGraph) -> None:
         raise GraphError("the model graph has no input vertex (op='input')")
     for v in graph:
         _check_signal(graph, v)
-    param_specs(graph)  # raises where a shared parameter is used inconsistently
+    specs = param_specs(graph)  # raises where a shared parameter is used inconsistently
+    _check_budgets(graph, sum(math.prod(spec.shape) for spec in specs.values()))
+
+
+def _synapses(graph: nx.DiGraph, v: object) -> int:
+    """How many synapses vertex ``v`` compiles to (at most; padding is not subtracted)."""
+    attrs = graph.nodes[v]
+    op, size = attrs["op"], attrs["size"]
+    parents = inputs_of(graph, v)
+    if op in ("dense", "lstm", "chain"):  # an LSTM of hidden size H (size 2H) reads 4H x (inputs) weights
+        return (2 if op == "lstm" else 1) * size * sum(graph.nodes[p]["size"] for p in parents)
+    if op in ("conv2d", "avgpool", "maxpool"):
+        (kh, kw), _, _ = conv_geometry(graph, v)
+        return size * kh * kw * (graph.nodes[parents[0]]["shape"][0] if op == "conv2d" else 1)
+    return size * max(len(parents), 1)
+
+
+def _check_budgets(graph: nx.DiGraph, n_params: int) -> None:
+    """Refuse a graph larger than the budgets of :mod:`neurosim.validation`."""
+    hint = "build a smaller model or raise the budget"
+    neurons = sum(2 * graph.nodes[v]["size"] for v in graph)
+    validation.require_budget(neurons, validation.MAX_NEURONS, "the number of neurons of this graph", hint,
+                              GraphError, "MAX_NEURONS")
+    synapses = sum(_synapses(graph, v) for v in graph)
+    validation.require_budget(synapses, validation.MAX_SYNAPSES, "the number of synapses of this graph", hint,
+                              GraphError, "MAX_SYNAPSES")
+    validation.require_budget(n_params, validation.MAX_PARAMETERS, "the number of parameters of this graph", hint,
+                              GraphError, "MAX_PARAMETERS")
 
 
 def _is_pre(graph: nx.DiGraph, v: object) -> bool:
@@ -106,21 +141,31 @@ def _check_signal(graph: nx.DiGraph, v: object) -> None:
 
 
 def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return validation.is_count(value) and value >= 1
 
 
 def _check_activation(v: object, name: object, what: str = "activation") -> None:
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise GraphError(f"vertex {v!r} has unknown {what} {name!r}; choose one of {sorted(ACTIVATIONS)}")
 
 
 def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     op = attrs.get("op")
-    if op not in OPS:
-        raise GraphError(f"vertex {v!r} has unknown op {op!r}; known ops: {list(OPS)}")
+    if not isinstance(op, str) or op not in OPS:
+        raise GraphError(f"vertex {v!r} has unknown op {op!r}{validation.suggestion(op, OPS)}; known ops: {list(OPS)}")
+    _check_known(f"vertex {v!r} (op={op!r})", op, attrs, COMMON_ATTRIBUTES + OP_ATTRIBUTES.get(op, ()))
     for key in _REQUIRED[op]:
         if attrs.get(key) is None:
             raise GraphError(f"vertex {v!r} (op={op!r}) is missing the attribute {key!r}")
+    if "bias" in attrs and not isinstance(attrs["bias"], (bool, np.bool_)):
+        raise GraphError(f"vertex {v!r}: bias must be True or False, got {attrs['bias']!r}")
+    if attrs.get("init_fan_in") is not None and not _positive_int(attrs["init_fan_in"]):
+        raise GraphError(f"vertex {v!r}: init_fan_in must be a positive int, got {attrs['init_fan_in']!r}")
+    loss = attrs.get("loss")
+    if loss is not None and (not isinstance(loss, str) or loss not in LOSSES):
+        raise GraphError(f"vertex {v!r} has unknown loss {loss!r}; choose one of {list(LOSSES)}")
+    if not isinstance(attrs.get("convention", "post"), str):
+        raise GraphError(f"vertex {v!r} has unknown convention {attrs['convention']!r}; choose 'post' or 'pre'")
     parents = inputs_of(graph, v)
     actual = set(graph.predecessors(v))
     if set(parents) != actual or len(parents) != len(actual):
@@ -133,17 +178,15 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     if op == "input":
         if attrs.get("loss") is not None:
             raise GraphError(f"input vertex {v!r} carries a loss; put the loss on an output layer")
+        if not children:
+            raise GraphError(f"input vertex {v!r} feeds no vertex; connect it or remove it")
         default = attrs.get("default")
-        if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float))
-                                    or not math.isfinite(default)):
+        if default is not None and (not validation.is_real(default) or not math.isfinite(default)):
             raise GraphError(
                 f"input vertex {v!r} has default {default!r}; the value clamped when the data leave an input "
                 "out is a finite number (e.g. 0.0 for an initial state)"
             )
     else:
-        loss = attrs.get("loss")
-        if loss is not None and loss not in LOSSES:
-            raise GraphError(f"vertex {v!r} has unknown loss {loss!r}; choose one of {list(LOSSES)}")
         if loss is not None and children:
             raise GraphError(f"output vertex {v!r} has children {children}; a vertex with a loss must be a sink")
         if loss is None and not children:
@@ -155,9 +198,18 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     # What an earlier validation wrote is inferred, not declared: infer it again (the
     # graph may have changed since).
     inferred = graph.graph.setdefault(_INFERRED, {})
-    for key, value in inferred.get(v, {}).items():
-        if attrs.get(key) == value and not (op == "input" or (op == "dense" and key == "size")):
+    earlier = inferred.get(v, {})
+    unchanged = [key for key, value in earlier.items() if _same(attrs.get(key), value)]
+    # an input whose size or shape the user changed: the other one is stale
+    edited = op == "input" and any(attrs.get(key) is not None and key not in unchanged for key in earlier)
+    for key in unchanged:
+        if edited or not (op == "input" or (op == "dense" and key == "size")):
             del attrs[key]
+    for key in ("shape", "size"):
+        if attrs.get(key) is not None and not (_positive_int(attrs[key]) if key == "size" else _is_shape(attrs[key])):
+            raise GraphError(
+                f"vertex {v!r} has {key} {attrs[key]!r}; a size is a positive int, a shape a tuple of positive ints"
+            )
     shape = _infer_shape(graph, v, attrs, parents)
     given_shape = attrs.get("shape")
     if given_shape is not None and tuple(given_shape) != shape:
@@ -169,6 +221,28 @@ def _check_vertex(graph: nx.DiGraph, v: object, attrs: dict) -> None:
     attrs["shape"] = shape
     attrs["size"] = size
     inferred[v] = {"shape": shape, "size": size}
+
+
+def _check_known(what: str, op: str, attrs: dict, valid: tuple[str, ...]) -> None:
+    """Refuse an attribute outside ``valid`` (:data:`~neurosim.graph.spec.OP_ATTRIBUTES`),
+    naming the nearest valid one: a misspelled optional attribute is never ignored."""
+    for key in attrs:
+        if op in OP_ATTRIBUTES and key not in valid:
+            raise GraphError(
+                f"{what} has unknown attribute {key!r}{validation.suggestion(key, valid)}; "
+                f"the valid ones are {sorted(valid)}"
+            )
+
+
+def _same(given: object, inferred: object) -> bool:
+    """Whether an attribute still holds what validation inferred (a tuple may have become a list)."""
+    if isinstance(given, (list, tuple)) and isinstance(inferred, tuple):
+        return tuple(given) == inferred
+    return _positive_int(given) and given == inferred
+
+
+def _is_shape(value: object) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) > 0 and all(_positive_int(k) for k in value)
 
 
 def _check_arity(v: object, op: str, parents: list) -> None:
@@ -190,6 +264,7 @@ def _check_op_attributes(v: object, op: str, attrs: dict) -> None:
 def _check_slices(graph: nx.DiGraph, v: object, op: str, parents: list) -> None:
     """An edge's ``slice=(start, stop)``: a contiguous range of the parent, read by a dense vertex."""
     for p in parents:
+        _check_known(f"the edge {p!r} -> {v!r}", op, graph.edges[p, v], EDGE_ATTRIBUTES)
         cut = graph.edges[p, v].get("slice")
         if cut is None:
             continue
@@ -213,6 +288,7 @@ def check_member(graph: nx.DiGraph, v: object) -> None:
     required attributes, arity, activations, shapes. Writes its ``shape`` and ``size``."""
     attrs = graph.nodes[v]
     op = attrs["op"]
+    _check_known(f"op {op!r}", op, attrs, ("op", "inputs", "shape", "size") + OP_ATTRIBUTES.get(op, ()))
     for key in _REQUIRED[op]:
         if attrs.get(key) is None:
             raise GraphError(f"op {op!r} is missing the attribute {key!r}")
@@ -242,24 +318,21 @@ def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tu
         return tuple(g.nodes[last]["shape"])
     if op == "input":
         if attrs.get("shape") is not None:
-            shape = tuple(attrs["shape"])
-            if not shape or not all(_positive_int(k) for k in shape):
-                raise GraphError(f"input vertex {v!r} has shape {attrs['shape']!r}; a shape is a tuple of positive ints")
-            return shape
+            return tuple(int(k) for k in attrs["shape"])
         size = attrs.get("size")
         if not _positive_int(size):
             raise GraphError(f"vertex {v!r} has size {size!r}; a size must be a positive int")
-        return (size,)
+        return (int(size),)
     if op == "dense":
         if not _positive_int(attrs["size"]):
             raise GraphError(f"vertex {v!r} has size {attrs['size']!r}; a size must be a positive int")
         in_features = attrs.get("in_features")
-        if in_features is not None and in_features != parent_size(graph, parents[0], v):
+        if in_features is not None and (not _positive_int(in_features) or in_features != parent_size(graph, parents[0], v)):
             raise GraphError(
                 f"shape mismatch at vertex {v!r}: in_features={in_features} but its parent "
                 f"{parents[0]!r} gives {parent_size(graph, parents[0], v)}"
             )
-        return (attrs["size"],)
+        return (int(attrs["size"]),)
     if op in ("conv2d", "avgpool", "maxpool"):
         (shape,) = shapes
         if len(shape) != 3:
@@ -279,7 +352,7 @@ def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tu
         if op == "conv2d":
             if not _positive_int(attrs["out_channels"]):
                 raise GraphError(f"vertex {v!r} has out_channels {attrs['out_channels']!r}; give a positive int")
-            return (attrs["out_channels"], oh, ow)
+            return (int(attrs["out_channels"]), oh, ow)
         return (c, oh, ow)
     if op == "flatten":
         return (math.prod(shapes[0]),)
@@ -295,8 +368,10 @@ def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tu
                     "(and sums the products), so it needs an even number"
                 )
             acts = attrs.get("activations") or ["linear"] * len(parents)
-            if len(acts) != len(parents):
-                raise GraphError(f"product vertex {v!r} has {len(parents)} inputs but {len(acts)} activations")
+            if not isinstance(acts, (list, tuple)) or len(acts) != len(parents):
+                raise GraphError(
+                    f"product vertex {v!r} has {len(parents)} inputs; activations must list one per input, got {acts!r}"
+                )
             for a in acts:
                 _check_activation(v, a, "factor activation")
         return shapes[0]
@@ -305,9 +380,9 @@ def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tu
     if op == "split":
         n = math.prod(shapes[0])
         start, stop = attrs["start"], attrs["stop"]
-        if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= n):
+        if not (validation.is_count(start) and validation.is_count(stop) and 0 <= start < stop <= n):
             raise GraphError(f"split vertex {v!r} takes [{start}:{stop}] of a parent of size {n}; need 0 <= start < stop <= {n}")
-        return (stop - start,)
+        return (int(stop - start),)
     if op == "lstm":
         hidden = attrs["hidden"]
         if not _positive_int(hidden):
@@ -323,5 +398,5 @@ def _infer_shape(graph: nx.DiGraph, v: object, attrs: dict, parents: list) -> tu
                     f"shape mismatch at lstm vertex {v!r}: its previous state is read as [x, h, c] and "
                     f"{p!r} has size {graph.nodes[p]['size']}, expected hidden = {hidden}"
                 )
-        return (2 * hidden,)
+        return (2 * int(hidden),)
     raise AssertionError(op)  # pragma: no cover - every op is handled above

@@ -118,13 +118,20 @@ def check_params(graph: nx.DiGraph, params: Mapping[str, Array], xp: Any = numpy
     expected = param_shapes(graph)
     if not isinstance(params, Mapping):
         raise ParameterError(f"parameters must be a dict of arrays, got {type(params).__name__}")
-    unknown = sorted(set(params) - set(expected))
+    unknown = sorted(map(repr, set(params) - set(expected)))
     if unknown:
         raise ParameterError(f"unexpected parameters {unknown}; this graph has {sorted(expected)}")
     missing = [name for name in expected if name not in params]
     if missing:
         raise ParameterError(f"missing parameters {missing}; expected shapes {[expected[m] for m in missing]}")
-    arrays = {name: xp.asarray(params[name]) for name in expected}
+    arrays = {}
+    for name in expected:
+        try:
+            arrays[name] = xp.asarray(params[name])
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"parameter {name!r} is not an array of numbers: {exc}") from None
+        if numpy.dtype(arrays[name].dtype).kind not in "iuf":
+            raise ParameterError(f"parameter {name!r} must hold real numbers, got dtype {arrays[name].dtype}")
     dtype = xp.result_type(*arrays.values()) if arrays else numpy.dtype(numpy.float64)
     if numpy.dtype(dtype).kind != "f":
         dtype = numpy.dtype(numpy.float64)
@@ -149,9 +156,12 @@ def param_dtype(params: Params) -> Any:
 def _data_array(value: Any, vertex: str, what: str, size: int, dtype: Any, xp: Any) -> Array:
     """``value`` as a finite ``(B, size)`` array of ``dtype``; DataError naming ``vertex`` otherwise."""
     try:
-        arr = xp.asarray(value, dtype=dtype)
+        arr = xp.asarray(value)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{what} for vertex {vertex!r} is not a numeric array: {exc}") from None
+    if numpy.dtype(arr.dtype).kind not in "iuf":  # no strings, objects, bools; no complex cast to real
+        raise DataError(f"{what} for vertex {vertex!r} must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(dtype, copy=False)
     if arr.ndim != 2 or arr.shape[1] != size or arr.shape[0] < 1:
         raise DataError(
             f"{what} for vertex {vertex!r} has shape {tuple(arr.shape)}, expected (B, {size}) with B >= 1"
