@@ -19,6 +19,7 @@ skipped, failed and missing ones run. A directory holding a different sweep is r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -258,7 +259,9 @@ def write_tables(root: Path, spec: SweepSpec, cells: list[Cell]) -> None:
     from neurosim.experiments.common import markdown_table
     from neurosim.sweep.stats import STAT_SPECS, summary_rows
 
-    rows = load_rows(root, cells)
+    rows = []  # the grid axes' values as leading columns, so that the summary keeps them apart
+    for cell in cells:
+        rows += [{**{k: cell.overrides[k] for k in spec.grid}, **r} for r in load_rows(root, [cell])]
     done = sum((root / "cells" / f"{c.id}.json").is_file() for c in cells)
     failed = sum((root / "failed" / f"{c.id}.json").is_file() for c in cells)
     seconds = [json.loads((root / "cells" / f"{c.id}.json").read_text())["seconds"] for c in cells
@@ -270,6 +273,7 @@ def write_tables(root: Path, spec: SweepSpec, cells: list[Cell]) -> None:
         return
     _write_text(root / "table.csv", _csv(rows))
     stat = STAT_SPECS[spec.experiment]
+    stat = dataclasses.replace(stat, keys=(*spec.grid, *stat.keys))
     summary = summary_rows(rows, stat)
     _write_text(root / "summary.csv", _csv(summary))
     _write_text(root / "summary.md", f"# sweep {spec.experiment}\n\n{status}. {stat.note}\n\n" + markdown_table(summary))
