@@ -12,9 +12,10 @@ not several threads per task, use the cores.
 
 Compilation. Numba compiles the engine's kernels on first use and caches them on disk;
 several processes compiling at once race on that cache (numba issues 4807 and 10128).
-So the kernels are compiled before any cell fans out: in this process first, then on
-one worker alone (a worker on another machine may not be able to use this machine's
-cache), then on the remaining workers together, which by then load the cache.
+So the kernels are compiled before any cell fans out, on one worker alone (which writes
+the cache), then on the remaining workers together, which by then find them in the cache.
+(Workers of different CPU types sharing one installation would each compile for their
+own CPU; warm such a cluster one worker type at a time.)
 """
 
 from __future__ import annotations

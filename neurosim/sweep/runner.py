@@ -166,7 +166,6 @@ def _run_dask(spec: SweepSpec, todo: list[Cell], finished: Callable, *, schedule
     from neurosim.sweep.cluster import connect, require_distributed, warm_workers
 
     distributed = require_distributed()
-    warm_up(spec.experiment, spec.settings)  # compile here first, writing numba's cache
     with connect(scheduler, workers) as client:
         if WARM_SETTINGS.get(spec.experiment) is not None:
             warm_workers(client, _Warm(spec.experiment, spec.settings), log)
