@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,7 @@ from neurosim.errors import ConfigError
 from neurosim.experiments import experiment, settings_for
 from neurosim.sweep import load_rows, make_spec, run_sweep
 
+REPO = Path(__file__).resolve().parents[1]
 # Tiny settings on the bundled digits: seconds per cell once compiled.
 TABLE3 = {"dataset": "digits", "samples": 40, "t_d": [1, 4], "hidden": [[16, 16]], "late_hidden": [16],
           "ticks": 8, "seeds": [0, 3]}
@@ -102,12 +104,18 @@ def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path):
     assert {r["net"].split("-")[0] for r in load_rows(tmp_path / "s")} == {"64"}  # the digits cells
 
 
-def test_a_different_sweep_in_the_same_directory_is_refused(tmp_path):
-    run_sweep(make_spec("table3", overrides={**TABLE3, "t_d": [4], "seeds": [0], "detectors": ["feedback"]}),
-              tmp_path / "s", serial=True, progress=False, log=lambda _: None)
-    with pytest.raises(ConfigError, match="different sweep.*settings"):
-        run_sweep(make_spec("table3", overrides={**TABLE3, "t_d": [5], "seeds": [0], "detectors": ["feedback"]}),
-                  tmp_path / "s", serial=True, progress=False, log=lambda _: None)
+def test_a_grown_sweep_reuses_its_finished_cells(tmp_path):
+    one = {**TABLE3, "t_d": [4], "seeds": [0], "detectors": ["feedback"]}
+    run_sweep(make_spec("table3", overrides=one), tmp_path / "s", serial=True, progress=False, log=lambda _: None)
+    grown = make_spec("table3", overrides={**one, "seeds": [0, 3]})
+    report = run_sweep(grown, tmp_path / "s", serial=True, progress=False, log=lambda _: None)
+    assert (report.skipped, report.done) == (1, 1)  # the seed-0 cell is the same computation
+    manifest = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert manifest["definition"]["settings"]["seeds"] == [0, 3] and len(manifest["history"]) == 1
+    assert {r["seed"] for r in csv.DictReader(open(tmp_path / "s" / "table.csv"))} == {"0", "3"}
+    with pytest.raises(ConfigError, match="another experiment"):
+        run_sweep(make_spec("ablations", overrides={**ABLATIONS, "depths": [1], "seeds": [2]}), tmp_path / "s",
+                  serial=True, progress=False, log=lambda _: None)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x").write_text("")
     with pytest.raises(ConfigError, match="not a sweep directory"):
@@ -148,3 +156,34 @@ def test_sweep_definition_file(tmp_path):
     summary = list(csv.DictReader(open(tmp_path / "s" / "summary.csv")))
     assert len(summary) == 6 and {r["lr"] for r in summary} == {"0.001", "0.01"}  # grid axes kept apart
     assert all(float(r["final_test_error_minus_bp"]) == 0.0 for r in summary if r["value"] in ("0.0", "1.0"))
+
+
+@pytest.mark.slow  # two fresh processes loading the kernels: about a minute on a loaded machine
+def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "neurosim", "sweep", "table3", "--serial", "--out", str(out), "--set", "dataset=digits",
+            "--set", "samples=40", "--set", "ticks=8", "--set", "hidden=[[16]]", "--set", "t_d=[1, 2, 3]",
+            "--set", 'detectors=["song"]', "--seed", "0"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "cells").is_dir() or not any((out / "cells").iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # as a batch system stops a job
+        text, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "the same command resumes" in text, text
+    finished = len(list((out / "cells").iterdir()))
+    assert 1 <= finished < 3 and not [p for p in out.rglob("*.tmp")]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"{finished} already done" in done.stdout, done.stdout + done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,16 @@ def sweep(ctx: click.Context, target: str, full: bool, out: str | None, schedule
         else:
             spec = make_spec(target, full, overrides, split)
         root = out if out is not None else Path("runs") / f"sweep-{spec.experiment}{'-full' if spec.full else ''}"
-        report = run_sweep(spec, root, serial=serial, scheduler=scheduler, workers=workers, max_cells=max_cells,
-                           progress=not no_progress, log=click.echo)
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # a batch system's stop: close the cluster cleanly
+        try:
+            report = run_sweep(spec, root, serial=serial, scheduler=scheduler, workers=workers,
+                               max_cells=max_cells, progress=not no_progress, log=click.echo)
+        except KeyboardInterrupt:
+            click.echo(f"error: interrupted; the finished cells are in {root}; the same command resumes the sweep",
+                       err=True)
+            ctx.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     for cell_id, label, error in report.failed:
         click.echo(f"failed cell {cell_id} ({label}): {error}", err=True)
     finished = report.skipped + report.done
@@ -61,3 +70,8 @@ def sweep(ctx: click.Context, target: str, full: bool, out: str | None, schedule
                f"{len(report.failed)} failed, {report.pending} left; tables in {report.path}")
     if report.failed:
         ctx.exit(1)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM as Ctrl-C: the finished cells are already on disk; the cluster is closed."""
+    raise KeyboardInterrupt

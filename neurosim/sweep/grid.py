@@ -12,8 +12,9 @@ A sweep runs one experiment of :mod:`neurosim.experiments` over a grid. Its defi
 
 The cells are the product of the ``grid`` axes, the ``split`` axes and the seeds (always
 split), in that order. A cell is the overrides it applies to the base settings; its id
-is a hash of them, so it does not depend on the cell's position and a resumed sweep
-finds its finished cells by id. Each cell is an independent run of the experiment's
+is a hash of the experiment and the cell's complete settings, so it does not depend on
+the cell's position or on the rest of the grid: a resumed sweep, or a grown one (more
+seeds, more values), finds its finished cells by id. Each cell is an independent run of the experiment's
 ``run(settings, log)``: the experiments build each row from its own seed and data order,
 so the rows of all cells are the rows of one serial run (``tests/test_sweep.py``).
 """
@@ -82,7 +83,8 @@ class SweepSpec:
         out = []
         for combo in itertools.product(*axes):
             overrides: dict[str, Any] = _plain({k: v for part in combo for k, v in part.items()})
-            key = json.dumps(overrides, sort_keys=True)
+            key = json.dumps({"experiment": self.experiment, "settings": _plain({**self.settings, **overrides})},
+                             sort_keys=True)
             label = " ".join(f"{k}={_short(v)}" for k, v in overrides.items() if v != [])
             out.append(Cell(hashlib.sha1(key.encode()).hexdigest()[:12], label, overrides))
         return out

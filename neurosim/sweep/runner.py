@@ -14,7 +14,11 @@ The sweep directory holds
   every run.
 
 Running the same sweep into the same directory again resumes it: finished cells are
-skipped, failed and missing ones run. A directory holding a different sweep is refused.
+skipped, failed and missing ones run. A cell's id is a hash of its complete settings, so
+a changed sweep of the same experiment (more seeds, another value) may reuse the
+directory: it runs only its new cells, the manifest takes the new definition (the old
+ones kept under ``history``) and the tables hold the new sweep's cells. A directory
+holding another experiment's sweep is refused.
 """
 
 from __future__ import annotations
@@ -204,10 +208,16 @@ def _claim(root: Path, spec: SweepSpec, cells: list[Cell]) -> None:
             old = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the sweep manifest {path}: {exc}") from None
-        differs = sorted(k for k in definition if old.get("definition", {}).get(k) != definition[k])
-        if differs:
-            raise ConfigError(f"{root} holds a different sweep ({', '.join(differs)} differ); "
-                              "give another --out, or the same definition to resume it")
+        previous = old.get("definition", {})
+        if previous.get("experiment") != spec.experiment:
+            raise ConfigError(f"{root} holds a sweep of another experiment ({previous.get('experiment')!r}, not "
+                              f"{spec.experiment!r}); give another --out")
+        if previous == definition:
+            return
+        old["history"] = [*old.get("history", []), previous]
+        old.update({"definition": definition, "environment": environment(),
+                    "cells": [{"id": c.id, "label": c.label, "overrides": c.overrides} for c in cells]})
+        _write_json(path, old)
         return
     if root.exists() and any(root.iterdir()):
         raise ConfigError(f"{root} exists and is not a sweep directory (no {MANIFEST}); give another --out")
