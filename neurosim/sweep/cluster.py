@@ -86,11 +86,18 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
 
 def warm_workers(client: Any, warm: Callable[[], None], log: Callable[[str], None]) -> None:
     """Run ``warm`` (which compiles the kernels) on one worker, then on all the others at once."""
-    client.wait_for_workers(1, timeout=120)
+    try:
+        client.wait_for_workers(1, timeout=120)
+    except TimeoutError:
+        raise ConfigError("no dask worker joined the scheduler within 120 s; start workers with "
+                          "`dask worker tcp://HOST:PORT --nthreads 1`") from None
     names = sorted(client.scheduler_info()["workers"])
     first, rest = names[:1], names[1:]
     for group in (first, rest):
         futures = [client.submit(warm, key=f"neurosim-warm-{w}", workers=[w], allow_other_workers=False, pure=False)
                    for w in group]
-        client.gather(futures)
+        try:
+            client.gather(futures)
+        except Exception as exc:  # every cell would fail the same way: stop before fanning out
+            raise ConfigError(f"compiling the kernels on the workers failed: {type(exc).__name__}: {exc}") from None
     log(f"kernels compiled on {len(names)} worker(s)")

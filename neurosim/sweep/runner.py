@@ -10,8 +10,8 @@ The sweep directory holds
   a later run finishes the cell);
 - ``table.csv`` (every row of the finished cells, in cell order), ``summary.csv`` and
   ``summary.md`` (mean and t confidence interval over seeds, paired differences with
-  backprop where there are any; :mod:`neurosim.sweep.stats`), rewritten at the end of
-  every run.
+  backprop where there are any; :mod:`neurosim.sweep.stats`), rewritten every minute
+  while cells finish and at the end of every run.
 
 Running the same sweep into the same directory again resumes it: finished cells are
 skipped, failed and missing ones run. A cell's id is a hash of its complete settings, so
@@ -41,6 +41,8 @@ from neurosim.sweep.grid import Cell, SweepSpec, _plain
 
 Log = Callable[[str], None]
 MANIFEST = "sweep.json"
+#: The tables are rewritten at the end of a run and, during it, at most this often.
+TABLES_EVERY_S = 60.0
 #: Settings that make each experiment's run tiny while touching every kernel it uses
 #: (the same dtypes, rules and networks): the warm-up that compiles before fanning out.
 #: None: the experiment runs no numba kernel.
@@ -123,6 +125,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, serial: bool = False, schedul
     t0 = time.perf_counter()
     if todo:
         bar = _progress_bar(len(cells), len(done_ids), progress)
+        written = [t0]
         try:
             def finished(cell: Cell, result: dict[str, Any] | None, error: str | None) -> None:
                 if result is not None:
@@ -138,6 +141,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, serial: bool = False, schedul
                     report.failed.append((cell.id, cell.label, first[0]))
                     line = f"cell {cell.label}: FAILED: {first[0]}"
                 bar.update(1)
+                if time.perf_counter() - written[0] > TABLES_EVERY_S:
+                    write_tables(root, spec, cells)
+                    written[0] = time.perf_counter()
                 if bar.disable:
                     log(f"[{report.skipped + report.done + len(report.failed)}/{len(cells)}] {line}")
                 elif result is None:
