@@ -358,5 +358,9 @@ def _train(config_file: str | None, options: dict[str, Any], progress: bool | No
     return train(config, progress=progress, baseline=baseline)
 
 
+from neurosim.sweep.cli import sweep as _sweep  # noqa: E402  (its own module; click loads it lazily)
+
+main.add_command(_sweep)
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name="neurosim")
