@@ -437,3 +437,20 @@ def every_op_dag():
                       ("s", "p"), ("h2", "p"), ("q", "p"), ("p", "c"), ("z", "c"), ("s", "c"), ("c", "sp"),
                       ("sp", "o1"), ("sp", "o2")])
     return _done(g)
+
+
+def sliced_dag(loss="mse"):
+    """``x(6) -> h = tanh dense(5) -> {a reads h[1:4], b reads h[0:2] (pre, tanh)} -> sum -> out``."""
+    g = nx.DiGraph(name="sliced")
+    g.add_node("x", op="input", size=6)
+    g.add_node("h", op="dense", size=5, activation="tanh", convention="post")
+    g.add_node("a", op="dense", size=3, activation="sigmoid", convention="post")
+    g.add_node("b", op="dense", size=3, activation="linear", convention="post", inputs=["h", "x"])
+    g.add_node("s", op="sum")
+    g.add_node("out", op="dense", size=2, activation="linear", convention="post", loss=loss)
+    g.add_edge("x", "h")
+    g.add_edge("h", "a", slice=(1, 4))
+    g.add_edge("h", "b", slice=(0, 2))
+    g.add_edge("x", "b", slice=(3, 6))
+    g.add_edges_from([("a", "s"), ("b", "s"), ("s", "out")])
+    return _done(g)

@@ -187,25 +187,10 @@ def test_every_op_lists_its_attributes():
 # --- edge slices ------------------------------------------------------------------------------
 
 
-def _sliced(loss="mse"):
-    """``x(6) -> h = tanh dense(5) -> {a reads h[1:4], b reads h[0:2] (pre, tanh)} -> sum -> out``."""
-    g = nx.DiGraph(name="sliced")
-    g.add_node("x", op="input", size=6)
-    g.add_node("h", op="dense", size=5, activation="tanh", convention="post")
-    g.add_node("a", op="dense", size=3, activation="sigmoid", convention="post")
-    g.add_node("b", op="dense", size=3, activation="linear", convention="post", inputs=["h", "x"])
-    g.add_node("s", op="sum")
-    g.add_node("out", op="dense", size=2, activation="linear", convention="post", loss=loss)
-    g.add_edge("x", "h")
-    g.add_edge("h", "a", slice=(1, 4))
-    g.add_edge("h", "b", slice=(0, 2))
-    g.add_edge("x", "b", slice=(3, 6))
-    g.add_edges_from([("a", "s"), ("b", "s"), ("s", "out")])
-    return gc._done(g)
 
 
 def test_a_sliced_edge_reads_its_range():
-    graph = _sliced()
+    graph = gc.sliced_dag()
     assert graph.nodes["a"]["size"] == 3
     params, x, y = gc.random_case(graph, seed=5, batch=2)
     assert params["b.weight_h"].shape == (3, 2) and params["b.weight_x"].shape == (3, 3)
@@ -230,7 +215,7 @@ def test_a_sliced_edge_reads_its_range():
     (lambda g: g.edges["a", "s"].update(slice=(0, 2)), "only dense vertices read a slice"),
 ])
 def test_bad_slices_are_named(edit, match):
-    graph = _sliced()
+    graph = gc.sliced_dag()
     edit(graph)
     with pytest.raises(GraphError, match=match):
         validate_graph(graph)

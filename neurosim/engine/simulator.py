@@ -102,6 +102,10 @@ class LearnResult:
 class Simulator:
     """A compiled predictive coding network running on the event loop.
 
+    The simulator is compiled from ``graph`` as it is now: editing the graph afterwards
+    makes the next call raise :class:`~neurosim.errors.GraphError` (rebuild the
+    simulator instead).
+
     Parameters
     ----------
     graph
@@ -119,10 +123,6 @@ class Simulator:
         Threads for parallel delivery: each stage is split into this many contiguous
         blocks of neurons, run in parallel. The result is bit-for-bit the same for any
         value; more threads pay off only on large networks.
-
-    The simulator is compiled from ``graph`` as it is now: editing the graph afterwards
-    makes the next call raise :class:`~neurosim.errors.GraphError` (rebuild the
-    simulator instead).
     """
 
     def __init__(
