@@ -230,8 +230,9 @@ class Simulator:
     def _batch(self, data: np.ndarray | Mapping[str, np.ndarray], vertices: list[str], what: str) -> dict[str, np.ndarray]:
         """Validated ``(B, size)`` arrays for ``vertices`` from an array or a dict; an input
         with a ``default`` (an initial state) left out of the data is clamped to it."""
-        optional = {v: self.graph.nodes[v].get("default") for v in vertices}
-        optional = {v: d for v, d in optional.items() if d is not None and not (isinstance(data, Mapping) and v in data)}
+        given = data if isinstance(data, Mapping) else {}
+        optional = {v: self.graph.nodes[v].get("default") for v in vertices if v not in given}
+        optional = {v: d for v, d in optional.items() if d is not None}
         if not isinstance(data, Mapping):
             if len(vertices) - len(optional) != 1:
                 raise DataError(f"this graph has {what} vertices {vertices}; pass a dict {{vertex: array}}")
