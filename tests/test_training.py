@@ -99,7 +99,7 @@ def test_run_directory_of_a_training_run(tmp_path: Path) -> None:
 
 
 def test_divergence_raises_and_writes_no_run(tmp_path: Path) -> None:
-    with pytest.raises(DivergenceError, match=r"fazil diverged .* epoch 1, mini-batch \d+ .*smaller --lr"):
+    with pytest.raises(DivergenceError, match=r"fazil diverged .* epoch 1, mini-batch \d+: .*smaller --lr"):
         _run(lr=5.0, epochs=2, out=str(tmp_path / "runs" / "r"), **SONG)
     assert list(tmp_path.iterdir()) == []
 

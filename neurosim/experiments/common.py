@@ -85,7 +85,7 @@ def _typed(value: Any, hint: Any, what: str) -> Any:
                 pass
     elif hint is float:
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
-            return float(value)
+            return value  # an int stays an int (as typing reads float), so tables print it as given
     elif hint is int:
         if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
             return int(value)
