@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import graph_cases as gc
+from fuzz_support import warm_engine  # noqa: F401 - the fixture, used below
 from fuzz_support import counts, fuzz_settings, junk, reals, run_case, typo
 from neurosim.data import load_dataset, load_names, load_shakespeare, one_hot, parse_idx, read_idx
 from neurosim.engine import Simulator
@@ -34,6 +35,8 @@ GRAPHS = {"mlp": lambda: mlp([3, 4, 2]), "mlp-ce": lambda: mlp([3, 4, 3], loss="
           "cnn": gc.cnn, "every-op": gc.every_op_dag}
 OPTION_NAMES = sorted({"alpha", "gamma", "t_c", "t_d", "ticks", "eta", "n", "detector", "shared_updates",
                        "update_step", "init_noise", "noise_seed", "max_energy_ratio"})
+
+pytestmark = pytest.mark.usefixtures("warm_engine")
 
 
 @functools.lru_cache(maxsize=None)
