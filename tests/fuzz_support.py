@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
@@ -46,6 +47,20 @@ def fuzz_settings(n: int) -> settings:
         max_examples=n, derandomize=True, database=None, deadline=None, print_blob=False,
         suppress_health_check=list(HealthCheck), phases=phases,
     )
+
+
+@pytest.fixture(scope="session")
+def warm_engine() -> None:
+    """Run every rule once in float64 and float32, untimed: numba's first compile (about a
+    minute on a cold cache) is not a case's time."""
+    from neurosim.engine import Simulator
+    from neurosim.graph import mlp
+    from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+
+    for dtype in (np.float64, np.float32):
+        sim = Simulator(mlp([2, 2, 2]), dtype=dtype)
+        for rule in (IL(t_c=1), ZIL(), FaZIL(), StrictPC(n=1), FixedPred()):
+            sim.learn(np.ones((1, 2)), np.ones((1, 2)), rule)
 
 
 class CaseTimeout(Exception):

@@ -21,10 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzz_support import warm_engine  # noqa: F401 - the fixture, used below
 from fuzz_support import CASE_LIMIT, fuzz_settings, timed_case
 from neurosim.cli import main
 
@@ -38,6 +40,8 @@ TRAIN_OPTIONS = ["--dataset", "--data-dir", "--rule", "--hidden", "--activation"
                  "--epochs", "--batch", "--lr", "--seed", "--dtype", "--t-d", "--ticks", "--gamma", "--t-c",
                  "--eta", "--n", "--limit", "--out", "--config"]
 MISSPELLED = ["--epoch", "--lrr", "--hiden", "-x", "--rule=", "--", "---", "--no-progres"]
+
+pytestmark = pytest.mark.usefixtures("warm_engine")
 
 
 def _files(root: Path) -> list[str]:

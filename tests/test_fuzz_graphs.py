@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import graph_cases as gc
+from fuzz_support import warm_engine  # noqa: F401 - the fixture, used below
 from fuzz_support import counts, fuzz_settings, junk, run_case, typo
 from neurosim.engine import Simulator
 from neurosim.errors import GraphError
@@ -65,6 +66,8 @@ FITTING = {
     "padding": st.sampled_from([0, 1]),
     "init_fan_in": st.integers(1, 9),
 }
+
+pytestmark = pytest.mark.usefixtures("warm_engine")
 
 
 def _edit(g: nx.DiGraph, data: st.DataObject) -> None:

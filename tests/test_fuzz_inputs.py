@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import graph_cases as gc
+from fuzz_support import warm_engine  # noqa: F401 - the fixture, used below
 from fuzz_support import counts, fuzz_settings, junk, reals, run_case, typo
 from neurosim.data import load_dataset, load_names, load_shakespeare, one_hot, parse_idx, read_idx
 from neurosim.engine import Simulator
@@ -34,6 +35,8 @@ GRAPHS = {"mlp": lambda: mlp([3, 4, 2]), "mlp-ce": lambda: mlp([3, 4, 3], loss="
           "cnn": gc.cnn, "every-op": gc.every_op_dag}
 OPTION_NAMES = sorted({"alpha", "gamma", "t_c", "t_d", "ticks", "eta", "n", "detector", "shared_updates",
                        "update_step", "init_noise", "noise_seed", "max_energy_ratio"})
+
+pytestmark = pytest.mark.usefixtures("warm_engine")
 
 
 @functools.lru_cache(maxsize=None)
@@ -303,3 +306,61 @@ def test_bools_and_complex_are_not_numbers(value: object) -> None:
 
     with pytest.raises(ConfigError):
         IL(alpha=value)
+
+
+# ---- the cases of issue 10, part 6, one by one --------------------------------------------
+
+
+def _sim() -> tuple:
+    g, params, sim, x, y = _setup("mlp")
+    return g, params, sim, _one(x), _one(y)
+
+
+ISSUE_CASES = {
+    "string weights": lambda g, p, s, x, y: check_params(g, {**p, "layer1.weight": np.full((4, 3), "a")}),
+    "complex weights": lambda g, p, s, x, y: check_params(g, {**p, "layer1.weight": p["layer1.weight"] + 1j}),
+    "string data": lambda g, p, s, x, y: s.learn(np.full(x.shape, "a"), y, ZIL(alpha=0.1)),
+    "complex data": lambda g, p, s, x, y: s.predict(x + 1j),
+    "empty batch": lambda g, p, s, x, y: s.learn(x[:0], y[:0], ZIL(alpha=0.1)),
+    "empty batch (predict)": lambda g, p, s, x, y: s.predict(x[:0]),
+    "FaZIL ticks 1e9": lambda g, p, s, x, y: s.learn(x, y, FaZIL(alpha=0.1, ticks=10**9)),
+    "IL t_c 1e9": lambda g, p, s, x, y: s.learn(x, y, IL(alpha=0.1, t_c=10**9)),
+    "own_delay 1e6": lambda g, p, s, x, y: Simulator(g, own_delay=10**6),
+    "IDX shape with a zero": lambda g, p, s, x, y: parse_idx(bytes([0, 0, 8, 3]) + np.asarray([0, 2**32 - 1, 9], ">u4").tobytes()),
+    "one_hot of 2**64 classes": lambda g, p, s, x, y: one_hot(np.array([1]), 2**64),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ISSUE_CASES))
+def test_issue_cases_are_refused_quickly(case: str) -> None:
+    g, params, sim, x, y = _sim()
+    assert run_case("issue 10 cases", lambda: ISSUE_CASES[case](g, params, sim, x, y), limit=5.0) != "accepted"
+
+
+def test_a_long_presentation_runs_in_bounded_kernel_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small kernel calls give the same bits as one (the record buffers stay bounded)."""
+    import neurosim.validation as validation
+
+    g, params, _, x, y = _sim()
+    rule = FaZIL(alpha=0.1, ticks=40)
+    whole = Simulator(g, params).learn(x, y, rule)
+    monkeypatch.setattr(validation, "CHUNK_WORK", 1)  # one tick per kernel call
+    parts = Simulator(g, params).learn(x, y, rule)
+    for name in whole.updates:
+        assert np.array_equal(whole.updates[name], parts.updates[name])
+    assert np.array_equal(whole.firings, parts.firings) and np.array_equal(whole.energy, parts.energy)
+
+
+def test_budgets_refuse_with_the_budget_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import neurosim.validation as validation
+    from neurosim.errors import ConfigError, DataError, GraphError
+
+    g, params, sim, x, y = _sim()
+    with pytest.raises(GraphError, match="MAX_NEURONS"):
+        init_params(mlp([3, 10**6, 2]))
+    monkeypatch.setattr(validation, "MEMORY_BUDGET", 1000)
+    with pytest.raises(DataError, match="MEMORY_BUDGET"):
+        sim.predict(np.zeros((50, 3)))
+    monkeypatch.setattr(validation, "WORK_BUDGET", 1000)
+    with pytest.raises(ConfigError, match="WORK_BUDGET"):
+        sim.learn(x, y, IL(alpha=0.1, t_c=100))

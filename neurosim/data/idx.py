@@ -96,6 +96,8 @@ def parse_idx(data: bytes, source: str = "<bytes>", ndim: int | None = None) -> 
     if len(data) < header:
         raise DataError(f"IDX file {source} is truncated inside its header ({len(data)} of {header} bytes)")
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=dims, offset=4))
+    if 0 in shape:
+        raise DataError(f"IDX file {source} declares shape {shape}, which holds no data")
     dtype = IDX_TYPES[type_code]
     expected = math.prod(shape) * dtype.itemsize
     actual = len(data) - header
