@@ -119,6 +119,16 @@ def naive_vertex(graph, v, params, xs):
     raise AssertionError(op)
 
 
+def parent_values(graph, v, values):
+    """What vertex ``v`` reads from each parent in ``values``: the whole value, or
+    ``value[:, start:stop]`` over an edge slice."""
+    xs = []
+    for p in inputs_of(graph, v):
+        start, stop = graph.edges[p, v].get("slice", (0, values[p].shape[1]))
+        xs.append(values[p][:, start:stop])
+    return xs
+
+
 def naive_forward(graph, params, x, nudge=None):
     """Every vertex's value; ``nudge[v]`` is added to vertex ``v``'s value (so d loss/d nudge = dL/dv)."""
     values = {}
@@ -126,11 +136,7 @@ def naive_forward(graph, params, x, nudge=None):
         if graph.nodes[v]["op"] == "input":
             out = np.asarray(x[v], dtype=np.float64)
         else:
-            xs = []
-            for p in inputs_of(graph, v):  # an edge slice hands over x[:, start:stop]
-                start, stop = graph.edges[p, v].get("slice", (0, values[p].shape[1]))
-                xs.append(values[p][:, start:stop])
-            out = naive_vertex(graph, v, params, xs)
+            out = naive_vertex(graph, v, params, parent_values(graph, v, values))
         if nudge is not None and v in nudge:
             out = out + nudge[v]
         values[v] = out

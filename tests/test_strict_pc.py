@@ -24,7 +24,6 @@ from scipy.special import log_softmax, softmax
 import graph_cases as gc
 from neurosim.engine import Simulator
 from neurosim.graph import cnn, mlp
-from neurosim.graph.spec import inputs_of
 from neurosim.reference.rules import run_rule
 from neurosim.rules import StrictPC
 
@@ -33,7 +32,7 @@ STEP = 1e-6
 
 
 def _mu(graph, params, beliefs, v):
-    return gc.naive_vertex(graph, v, params, [beliefs[p] for p in inputs_of(graph, v)])
+    return gc.naive_vertex(graph, v, params, gc.parent_values(graph, v, beliefs))
 
 
 def _energy(graph, params, beliefs, y):
