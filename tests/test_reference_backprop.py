@@ -256,7 +256,7 @@ def test_predict_needs_a_single_output():
         (np.zeros((2, 3)), np.zeros((2, 3)), r"'layer2'.*\(B, 2\)"),
         (np.zeros((2, 3)), np.array([[0.0, np.inf], [0.0, 0.0]]), r"'layer2'.*NaN or infinite"),
         (np.zeros((2, 3)), np.zeros((3, 2)), r"'layer2'.*3 samples.*2"),
-        ([["a", "b", "c"]], np.zeros((1, 2)), r"'input'.*not a numeric"),
+        ([["a", "b", "c"]], np.zeros((1, 2)), r"'input'.*must hold real numbers"),
         ({"inputs": np.zeros((2, 3))}, np.zeros((2, 2)), r"exactly the vertices \['input'\]"),
     ],
 )

@@ -86,7 +86,7 @@ def test_run_directory_of_a_training_run(tmp_path: Path) -> None:
     config = json.loads((out / "config.json").read_text())
     assert config["seed"] == 3 and config["config"]["seed"] == 3
     assert config["rule"] == {"rule": "fazil", "alpha": DEFAULT_LR, "t_d": 4, "ticks": None, "gamma": 1.0, "detector": "song",
-                              "max_energy_ratio": 1e12}
+                              "shared_updates": "deferred", "max_energy_ratio": 1e12}
     assert config["model"]["sizes"] == [64, 32, 10] and config["data"]["n_train"] == 60
     assert {"python", "numpy", "numba", "platform", "neurosim"} <= set(config["environment"])
     metrics = read_metrics(out)
