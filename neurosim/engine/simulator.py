@@ -120,6 +120,8 @@ class Simulator:
         blocks of neurons, run in parallel. The result is bit-for-bit the same for any
         value; more threads pay off only on large networks.
 
+    Notes
+    -----
     The simulator is compiled from ``graph`` as it is now: editing the graph afterwards
     makes the next call raise :class:`~neurosim.errors.GraphError` (rebuild the
     simulator instead).
