@@ -4,7 +4,8 @@ For each graph of ``tests/graph_cases.py`` (CNNs, RNNs, LSTMs at both granularit
 residual block, a DAG of every op), the worst relative error ``||u - r|| / ||r||`` over
 the parameters between the event loop's update ``u`` and ``r = -alpha dL/dtheta`` from
 the vectorized reference's backprop: FixedPred at ``n_exact`` and one step short,
-Z-IL, and Z-IL applying shared updates at once. Prints the Markdown table of
+Z-IL, and Z-IL applying shared updates at once, Fa-Z-IL (Song's phi, then the feedback
+detector) with shared updates deferred and immediate. Prints the Markdown table of
 ``docs/results.md``:
 
     python benchmarks/exact_graphs.py
@@ -24,7 +25,7 @@ from neurosim.engine import Simulator  # noqa: E402
 from neurosim.errors import GraphError  # noqa: E402
 from neurosim.graph import exact_steps  # noqa: E402
 from neurosim.reference.backprop import gradients  # noqa: E402
-from neurosim.rules import ZIL, FixedPred  # noqa: E402
+from neurosim.rules import ZIL, FaZIL, FixedPred  # noqa: E402
 
 ALPHA = 0.05
 CASES = {
@@ -41,8 +42,9 @@ CASES = {
 
 
 def main() -> None:
-    print("| graph | n_exact | FixedPred, n = n_exact | FixedPred, n_exact - 1 | Z-IL | Z-IL, shared updates immediate |")
-    print("|---|---|---|---|---|---|")
+    print("| graph | n_exact | FixedPred, n = n_exact | FixedPred, n_exact - 1 | Z-IL | Z-IL, shared updates immediate "
+          "| Fa-Z-IL deferred (song / feedback) | Fa-Z-IL immediate (song / feedback) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, make in CASES.items():
         graph = make()
         params, x, y = gc.random_case(graph, seed=1, batch=3, scale=1.0)
@@ -57,7 +59,9 @@ def main() -> None:
             return f"{max(gc.relative_error(result.updates[k], -ALPHA * grads[k]) for k in grads):.1e}"
 
         print(f"| {name} | {n} | {error(FixedPred(alpha=ALPHA, n=n))} | {error(FixedPred(alpha=ALPHA, n=n - 1))} | "
-              f"{error(ZIL(alpha=ALPHA))} | {error(ZIL(alpha=ALPHA, shared_updates='immediate'))} |")
+              f"{error(ZIL(alpha=ALPHA))} | {error(ZIL(alpha=ALPHA, shared_updates='immediate'))} | "
+              + " | ".join(" / ".join(error(FaZIL(alpha=ALPHA, shared_updates=s, detector=d)) for d in ("song", "feedback"))
+                           for s in ("deferred", "immediate")) + " |")
 
 
 if __name__ == "__main__":

@@ -207,9 +207,17 @@ class Monitor:
         return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
     def frame(self, name: str) -> Any:
-        """One table as a pandas DataFrame (needs pandas)."""
-        import pandas as pd
+        """One table as a pandas DataFrame; needs pandas (``pip install "neurosim[frames]"``).
 
+        Without pandas, :meth:`table` gives the same columns as a dict of numpy arrays.
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ConfigError(
+                "Monitor.frame needs pandas: pip install 'neurosim[frames]' (or use Monitor.table, "
+                "a dict of numpy columns)"
+            ) from None
         return pd.DataFrame(self.table(name))
 
     def metadata(self) -> dict[str, Any]:

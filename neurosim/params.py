@@ -189,7 +189,8 @@ def merge_bias_pairs(params: Mapping[str, np.ndarray]) -> Params:
         if ".bias_hh" in name and name.replace(".bias_hh", ".bias_ih") in params:
             continue
         if ".bias_ih" in name and name.replace(".bias_ih", ".bias_hh") in params:
-            out[name.replace(".bias_ih", ".bias")] = np.asarray(value) + np.asarray(params[name.replace(".bias_ih", ".bias_hh")])
+            partner = params[name.replace(".bias_ih", ".bias_hh")]
+            out[name.replace(".bias_ih", ".bias")] = np.asarray(value) + np.asarray(partner)
         else:
             out[name] = np.array(value, copy=True)
     return out

@@ -14,8 +14,18 @@ A run directory holds
 
 It is written atomically: :class:`RunDirectory` builds everything in a hidden temporary
 folder beside the target and renames it into place only when the run succeeds, so an
-error or an interrupt never leaves a half-written run directory (the temporary folder,
-and any parent folder created for it, are removed).
+error never leaves a half-written run directory (the temporary folder, and any parent
+folder created for it, are removed).
+
+A *resumable* run directory (``RunDirectory(target, resumable=True)``, used by
+``neurosim train``) is built in ``.<name>.partial`` beside the target. When the run is
+interrupted (Ctrl-C, SIGTERM) after writing a checkpoint, that folder is kept and
+``neurosim train --resume <target>`` continues it (:meth:`RunDirectory.resume`).
+
+Every partial folder holds ``.owner`` (the writing process's id and host). A folder
+whose owner is gone (a run killed by SIGKILL, a power cut) is never left silently: the
+next run directory opened beside it prints a note, saying how to resume it when it
+holds a checkpoint, and removing it when it does not.
 
 >>> import tempfile, pathlib
 >>> root = pathlib.Path(tempfile.mkdtemp())
@@ -35,8 +45,10 @@ import os
 import platform
 import re
 import shutil
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +58,76 @@ import numpy as np
 from neurosim.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_OWNER = ".owner"
+#: A partial folder without an owner file younger than this is taken as being set up.
+_SETUP_GRACE_S = 60.0
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def _owner_alive(folder: Path) -> int | None:
+    """The pid of the live process writing ``folder``, or None when it is gone."""
+    try:
+        owner = json.loads((folder / _OWNER).read_text())
+    except (OSError, ValueError):
+        try:
+            young = time.time() - folder.stat().st_mtime < _SETUP_GRACE_S
+        except OSError:
+            return None
+        return -1 if young else None
+    if owner.get("stopped"):
+        return None
+    if owner.get("host") != socket.gethostname():
+        return int(owner.get("pid", -1))  # another machine's run: assume it is alive
+    pid = int(owner.get("pid", -1))
+    if pid == os.getpid():
+        return pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except (PermissionError, OSError):
+        return pid
+    return pid
+
+
+def _resumable(folder: Path) -> bool:
+    from neurosim.checkpoint import CHECKPOINT
+
+    return (folder / CHECKPOINT).is_file() and (folder / "config.json").is_file()
+
+
+def partial_folder(target: str | os.PathLike) -> Path:
+    """The folder a resumable run of ``target`` is written in: ``.<name>.partial`` beside it."""
+    target = Path(target)
+    return target.parent / f".{target.name}.partial"
+
+
+def target_of(partial: Path) -> Path:
+    """The run directory a partial folder ``.<name>[.XXXX].partial`` is written for."""
+    name = partial.name[1:-len(".partial")]
+    if not (partial / "checkpoint.npz").exists() and "." in name:
+        name = name.rsplit(".", 1)[0]  # a temporary folder's random suffix
+    return partial.parent / name
+
+
+def sweep_stale_partials(parent: Path, notify=_note) -> None:
+    """Report or remove the partial folders in ``parent`` whose writer is gone (see the module docstring)."""
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(".") and p.name.endswith(".partial")]
+    except OSError:
+        return
+    for folder in sorted(candidates):
+        if not folder.is_dir() or _owner_alive(folder) is not None:
+            continue
+        if _resumable(folder):
+            notify(f"{folder} is an interrupted run; resume it with: neurosim train --resume {target_of(folder)}"
+                   f"  (or remove the folder)")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            notify(f"removed {folder}, left by a run that stopped before saving anything it could resume from")
 
 
 def environment() -> dict[str, str]:
@@ -99,16 +181,64 @@ class RunDirectory:
     raised on construction, before any work is done).
     """
 
-    def __init__(self, target: str | os.PathLike) -> None:
+    def __init__(self, target: str | os.PathLike, resumable: bool = False) -> None:
         self.target = Path(target)
         if self.target.exists():
             raise ConfigError(
                 f"run directory {self.target} already exists; choose another --out or remove it"
             )
+        self.resumable = resumable
         self._tmp: Path | None = None
         self._made_parents: list[Path] = []
         self._metric_keys: list[str] | None = None
         self.committed = False
+        self.kept = False
+        if resumable:
+            partial = partial_folder(self.target)
+            if partial.exists():
+                pid = _owner_alive(partial)
+                if pid is not None:
+                    raise ConfigError(f"run directory {self.target} is being written by another process "
+                                      f"(pid {pid}, in {partial})")
+                if _resumable(partial):
+                    raise ConfigError(f"an interrupted run of {self.target} is in {partial}: resume it with "
+                                      f"'neurosim train --resume {self.target}', or remove that folder")
+                shutil.rmtree(partial, ignore_errors=True)
+                _note(f"removed {partial}, left by a run that stopped before saving anything it could resume from")
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike) -> RunDirectory:
+        """Reopen the partial folder of an interrupted resumable run (``path``: the target or the folder)."""
+        path = Path(path)
+        partial = path if path.name.endswith(".partial") else partial_folder(path)
+        target = target_of(partial) if path.name.endswith(".partial") else path
+        if not partial.is_dir():
+            if target.is_dir():
+                raise ConfigError(f"run {target} is finished; nothing to resume")
+            raise ConfigError(f"no interrupted run of {target} (no folder {partial})")
+        pid = _owner_alive(partial)
+        if pid is not None:
+            raise ConfigError(f"run {target} is being written by another process (pid {pid}, in {partial})")
+        if not _resumable(partial):
+            raise ConfigError(f"{partial} holds no checkpoint and cannot be resumed; remove it")
+        if target.exists():
+            raise ConfigError(f"run directory {target} already exists beside {partial}; move one of them away")
+        run = cls.__new__(cls)
+        run.target, run.resumable, run._tmp, run._made_parents = target, True, partial, []
+        run._metric_keys, run.committed, run.kept = None, False, False
+        run._write_owner()
+        return run
+
+    def _write_owner(self) -> None:
+        assert self._tmp is not None
+        (self._tmp / _OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+
+    def keep(self) -> Path:
+        """Leave the partial folder in place (an interrupted resumable run); return it."""
+        assert self._tmp is not None
+        (self._tmp / _OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "stopped": True}))
+        self.kept = True
+        return self._tmp
 
     # -- life cycle --------------------------------------------------------------
     def open(self) -> RunDirectory:
@@ -124,7 +254,16 @@ class RunDirectory:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self._made_parents = missing  # deepest first
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=parent))
+            sweep_stale_partials(parent)
+            if self.resumable:
+                self._tmp = partial_folder(self.target)
+                self._tmp.mkdir()
+            else:
+                self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=parent))
+            self._write_owner()
+        except FileExistsError:
+            self._remove_parents()
+            raise ConfigError(f"run directory {self.target} is being written by another process") from None
         except OSError as exc:
             self._remove_parents()
             raise ConfigError(f"cannot create run directory {self.target}: {exc.strerror or exc}") from None
@@ -143,6 +282,7 @@ class RunDirectory:
     def commit(self) -> Path:
         """Rename the temporary folder to the target; return the target."""
         tmp = self.path
+        (tmp / _OWNER).unlink(missing_ok=True)
         try:
             os.rename(tmp, self.target)
         except OSError as exc:
@@ -171,6 +311,8 @@ class RunDirectory:
         return self.open()
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self.kept:
+            return
         if exc_type is None:
             self.commit()
         else:
@@ -182,6 +324,13 @@ class RunDirectory:
         path = self.path / "config.json"
         path.write_text(json.dumps(dict(config), indent=2, sort_keys=True, default=_jsonable) + "\n")
         return path
+
+    def rewrite_metrics(self, rows: list[Mapping[str, Any]]) -> None:
+        """Replace ``metrics.csv`` by ``rows`` (a resumed run, from its checkpoint)."""
+        (self.path / "metrics.csv").unlink(missing_ok=True)
+        self._metric_keys = None
+        for row in rows:
+            self.log_metrics(row)
 
     def log_metrics(self, row: Mapping[str, Any]) -> Path:
         """Append one row to ``metrics.csv``; the first row fixes the columns."""

@@ -88,21 +88,7 @@ def make_task(dataset: str, model: Mapping[str, Any] | None, mlp_options: Mappin
     """The task of a run (see the module docstring); ``mlp_options`` (``hidden``,
     ``activation``, ``convention``, ``loss``) define the MLP when there is no ``model``."""
     sequences = sequence_dataset(dataset)
-    if model is None:
-        if sequences is not None:
-            raise ConfigError(f"data set {dataset!r} is a sequence set: give a [model] table with builder 'rnn' or 'lstm'")
-        info = dataset_info(dataset)
-        kwargs: dict[str, Any] = dict(mlp_options)
-        kwargs["sizes"] = [info.n_features, *kwargs.pop("hidden"), info.n_classes]
-        model = {"builder": "mlp", **kwargs}
-    model = dict(model)
-    name = model.pop("builder", None)
-    if name not in BUILDERS:
-        raise ConfigError(f"[model] builder {name!r} is unknown; choose one of {sorted(BUILDERS)}")
-    try:
-        graph = BUILDERS[name](**model)
-    except TypeError as exc:
-        raise ConfigError(f"[model] arguments do not fit neurosim.graph.{name}: {exc}") from None
+    graph, name, model = _build(dataset, model, mlp_options)
     outputs = output_vertices(graph)
     inputs = [v for v in graph if graph.nodes[v]["op"] == "input"]
     if sequences is None:
@@ -133,6 +119,32 @@ def make_task(dataset: str, model: Mapping[str, Any] | None, mlp_options: Mappin
                    f"on {data_name} ({len(train)} train / {len(test)} test samples)")
     record = {"builder": f"neurosim.graph.{name}", **model}
     return Task(graph, train, test, description, record)
+
+
+def build_graph(dataset: str, model: Mapping[str, Any] | None, mlp_options: Mapping[str, Any]) -> nx.DiGraph:
+    """The graph of a run, without loading its data (see :func:`make_task`)."""
+    return _build(dataset, model, mlp_options)[0]
+
+
+def _build(dataset: str, model: Mapping[str, Any] | None,
+           mlp_options: Mapping[str, Any]) -> tuple[nx.DiGraph, str, dict[str, Any]]:
+    """The graph, the builder's name and its arguments (the ``[model]`` table without ``builder``)."""
+    if model is None:
+        if sequence_dataset(dataset) is not None:
+            raise ConfigError(f"data set {dataset!r} is a sequence set: give a [model] table with builder 'rnn' or 'lstm'")
+        info = dataset_info(dataset)
+        kwargs: dict[str, Any] = dict(mlp_options)
+        kwargs["sizes"] = [info.n_features, *kwargs.pop("hidden"), info.n_classes]
+        model = {"builder": "mlp", **kwargs}
+    model = dict(model)
+    name = model.pop("builder", None)
+    if name not in BUILDERS:
+        raise ConfigError(f"[model] builder {name!r} is unknown; choose one of {sorted(BUILDERS)}")
+    try:
+        graph = BUILDERS[name](**model)
+    except TypeError as exc:
+        raise ConfigError(f"[model] arguments do not fit neurosim.graph.{name}: {exc}") from None
+    return graph, name, model
 
 
 def sequence_dataset(dataset: str) -> str | None:

@@ -332,17 +332,19 @@ def lstm_cells(steps=3, n_in=2, hidden=2, n_out=2, loss="mse"):
     return _done(g)
 
 
-def block_cnn(act="relu", pool="max", loss="ce", convention="post", separate_act=True):
+def block_cnn(act="relu", pool="max", loss="ce", convention="post", separate_act=True, act_after_pool=False):
     """Torch2PC's blocks: ``x (2,8,8) -> [conv(3, k3, pad 1) -> act -> pool(k2)] -> [conv(2, k2)
     -> act -> pool(k2, stride 1)] -> [flatten -> dense(3)]``, three chain vertices (the
-    activation a member of its own, or, without ``separate_act``, the conv's)."""
+    activation a member of its own, after the pooling with ``act_after_pool``, or, without
+    ``separate_act``, the conv's)."""
     def conv(c, k, **kw):
         return dict(op="conv2d", out_channels=c, kernel_size=k, convention=convention,
                     activation="linear" if separate_act else act, **kw)
 
     def block(c, k, stride=None, **kw):
-        ops = [conv(c, k, **kw)] + ([dict(op="activation", activation=act)] if separate_act else [])
-        return ops + [dict(op=f"{pool}pool", kernel_size=2, **({} if stride is None else {"stride": stride}))]
+        acts = [dict(op="activation", activation=act)] if separate_act else []
+        pooling = [dict(op=f"{pool}pool", kernel_size=2, **({} if stride is None else {"stride": stride}))]
+        return [conv(c, k, **kw)] + (pooling + acts if act_after_pool else acts + pooling)
 
     g = nx.DiGraph(name="block-cnn")
     g.add_node("x", op="input", shape=(2, 8, 8))
@@ -434,4 +436,21 @@ def every_op_dag():
     g.add_edges_from([("x", "h1"), ("z", "h1"), ("x", "h2"), ("h1", "s"), ("h2", "s"), ("h1", "q"), ("h1", "p"),
                       ("s", "p"), ("h2", "p"), ("q", "p"), ("p", "c"), ("z", "c"), ("s", "c"), ("c", "sp"),
                       ("sp", "o1"), ("sp", "o2")])
+    return _done(g)
+
+
+def sliced_dag(loss="mse"):
+    """``x(6) -> h = tanh dense(5) -> {a reads h[1:4], b reads h[0:2] (pre, tanh)} -> sum -> out``."""
+    g = nx.DiGraph(name="sliced")
+    g.add_node("x", op="input", size=6)
+    g.add_node("h", op="dense", size=5, activation="tanh", convention="post")
+    g.add_node("a", op="dense", size=3, activation="sigmoid", convention="post")
+    g.add_node("b", op="dense", size=3, activation="linear", convention="post", inputs=["h", "x"])
+    g.add_node("s", op="sum")
+    g.add_node("out", op="dense", size=2, activation="linear", convention="post", loss=loss)
+    g.add_edge("x", "h")
+    g.add_edge("h", "a", slice=(1, 4))
+    g.add_edge("h", "b", slice=(0, 2))
+    g.add_edge("x", "b", slice=(3, 6))
+    g.add_edges_from([("a", "s"), ("b", "s"), ("s", "out")])
     return _done(g)

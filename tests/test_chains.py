@@ -31,6 +31,7 @@ BLOCKS = {
     "tanh-avg": lambda: gc.block_cnn("tanh", "avg", loss="mse"),
     "sigmoid-max-post-act": lambda: gc.block_cnn("sigmoid", "max", separate_act=False),
     "tanh-avg-pre": lambda: gc.block_cnn("tanh", "avg", convention="pre", separate_act=False),
+    "max-then-relu": lambda: gc.block_cnn("relu", "max", act_after_pool=True),
 }
 
 
@@ -87,6 +88,22 @@ def test_strict_and_il_on_block_cnns_equal_the_reference(name):
         assert ours.diverged == ref.diverged
         np.testing.assert_allclose(ours.energy[~np.isnan(ours.energy)], ref.energy, rtol=1e-10)
         assert gc.overall_error(ours.updates, ref.updates) <= 1e-11, rule
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_zil_variants_and_fazil_firings_on_block_cnns_equal_the_reference(name):
+    """Where the rules are not backprop (gamma != 1, long Fa-Z-IL runs with late firings),
+    the loop's composite error neurons fire when and where the reference's do."""
+    graph = BLOCKS[name]()
+    params, x, y = gc.random_case(graph, seed=6, batch=2, scale=1.0)
+    n = exact_steps(graph)
+    for rule in (ZIL(alpha=ALPHA, gamma=0.5), FaZIL(alpha=ALPHA, ticks=n + 3),
+                 FaZIL(alpha=ALPHA, ticks=n + 3, detector="feedback")):
+        ours = Simulator(graph, params).learn(x, y, rule)
+        ref = run_rule(graph, params, x, y, rule)
+        assert gc.overall_error(ours.updates, ref.updates) <= 1e-11, rule
+        rows = sorted((int(t), ref.vertices[int(k)], int(i), int(b)) for t, k, i, b in ref.firings)
+        assert ours.named(ours.firings) == rows, rule
 
 
 def test_the_cnn_builder_counts_blocks():
@@ -170,25 +187,10 @@ def test_every_op_lists_its_attributes():
 # --- edge slices ------------------------------------------------------------------------------
 
 
-def _sliced(loss="mse"):
-    """``x(6) -> h = tanh dense(5) -> {a reads h[1:4], b reads h[0:2] (pre, tanh)} -> sum -> out``."""
-    g = nx.DiGraph(name="sliced")
-    g.add_node("x", op="input", size=6)
-    g.add_node("h", op="dense", size=5, activation="tanh", convention="post")
-    g.add_node("a", op="dense", size=3, activation="sigmoid", convention="post")
-    g.add_node("b", op="dense", size=3, activation="linear", convention="post", inputs=["h", "x"])
-    g.add_node("s", op="sum")
-    g.add_node("out", op="dense", size=2, activation="linear", convention="post", loss=loss)
-    g.add_edge("x", "h")
-    g.add_edge("h", "a", slice=(1, 4))
-    g.add_edge("h", "b", slice=(0, 2))
-    g.add_edge("x", "b", slice=(3, 6))
-    g.add_edges_from([("a", "s"), ("b", "s"), ("s", "out")])
-    return gc._done(g)
 
 
 def test_a_sliced_edge_reads_its_range():
-    graph = _sliced()
+    graph = gc.sliced_dag()
     assert graph.nodes["a"]["size"] == 3
     params, x, y = gc.random_case(graph, seed=5, batch=2)
     assert params["b.weight_h"].shape == (3, 2) and params["b.weight_x"].shape == (3, 3)
@@ -213,7 +215,7 @@ def test_a_sliced_edge_reads_its_range():
     (lambda g: g.edges["a", "s"].update(slice=(0, 2)), "only dense vertices read a slice"),
 ])
 def test_bad_slices_are_named(edit, match):
-    graph = _sliced()
+    graph = gc.sliced_dag()
     edit(graph)
     with pytest.raises(GraphError, match=match):
         validate_graph(graph)

@@ -5,6 +5,7 @@ missing from the nav, or a docstring that mkdocstrings cannot parse.
 """
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,8 @@ def test_site_builds_strict(tmp_path):
     html = api.read_text(encoding="utf-8")
     assert 'id="neurosim.engine.simulator.Simulator"' in html
     assert ":::" not in html
+    # Sphinx roles in docstrings are rendered as cross-references, never shown raw (issue 10)
+    raw = re.findall(r":(?:py:)?(?:func|class|meth|mod|data|attr|exc|obj|const):(?:<code>|`)[^<`]*", html)
+    assert raw == [], f"{len(raw)} raw roles, e.g. {raw[:5]}"
+    links = re.findall(r'<a class="autorefs autorefs-internal"[^>]*href="[^"]*#(neurosim\.[\w.]+)"', html)
+    assert "neurosim.training.train" in links and "neurosim.errors.ConfigError" in links

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,12 @@ def test_table3_sigmoid_detects_every_moment(tmp_path):
     assert float(by["sigmoid", "song", 4]["song_pct"]) == 100.0
     # ReLU, pre convention: Song's phi fires late where the backprop error is 0
     assert int(by["relu", "song", 4]["late_firings"]) > 0
+    # the RNN (loss at the last step): deferred shared updates are backprop's, immediate ones are not
+    rnn = {(r["detector"], r["shared_updates"]): r for r in rows if r["net"].startswith("rnn")}
+    assert set(rnn) == {(d, u) for d in ("song", "feedback") for u in ("deferred", "immediate")}
+    for detector in ("song", "feedback"):
+        assert float(rnn[detector, "deferred"]["bp_rel_err"]) <= 1e-12
+        assert float(rnn[detector, "immediate"]["bp_rel_err"]) > 1e-4
     config = json.loads((folder / "config.json").read_text())
     assert config["settings"]["samples"] == 40 and config["experiment"] == "table3"
 
@@ -131,3 +138,33 @@ def test_errors(tmp_path, args, message):
     assert result.exit_code == 2
     assert "error: " in result.output and message in result.output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [("t_d=0", "setting t_d must be a non-empty list of integers, got 0"),
+     ("hidden=0", "setting hidden must be a non-empty list of non-empty lists of integers, got 0"),
+     ("t_d=[]", "setting t_d must be a non-empty list of integers, got []"),
+     ("lr=true", "setting lr must be a number, got True"),
+     ("samples=2.5", "setting samples must be an integer, got 2.5"),
+     ("detectors=[1]", "setting detectors must be a non-empty list of strings")],
+)
+def test_set_values_are_checked_against_each_setting_type(tmp_path, assignment, message):
+    result = CliRunner().invoke(main, ["experiment", "table3", "--set", assignment, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_definitions_ship_with_the_package():
+    # the definitions are package data next to the code (pyproject.toml), not files of the checkout
+    from importlib.resources import files
+
+    import neurosim.experiments as pkg
+
+    folder = files("neurosim.experiments") / "definitions"
+    assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".toml")) == sorted(
+        f"{name}.toml" for name in EXPERIMENTS)
+    assert pkg.DEFINITIONS.parent == Path(pkg.__file__).parent
+    shown = CliRunner().invoke(main, ["experiment", "table4", "--show"])
+    assert shown.exit_code == 0 and shown.output == (pkg.DEFINITIONS / "table4.toml").read_text()

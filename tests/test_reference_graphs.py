@@ -156,6 +156,7 @@ def test_fazil_song_equals_backprop_and_fires_only_at_the_trigger(graph):
     expected = sorted(
         (trigger[v], k, int(i), int(b))
         for k, v in enumerate(result.vertices)
+        if graph.nodes[v]["op"] in ("dense", "conv2d", "lstm")  # the vertices with synapses that learn
         for b, i in zip(*np.nonzero(at_trigger[v]))
     )
     assert [tuple(map(int, row)) for row in result.firings] == expected

@@ -134,8 +134,9 @@ def test_fazil_equals_backprop_and_fires_once_per_neuron_at_its_level(activation
     assert not result.diverged and result.steps == 4
     for name in params:
         assert relative_error(result.updates[name], -ALPHA * grads[name]) <= 1e-12, name
+    assert result.vertices == ("input", "layer1", "layer2", "layer3", "layer4")
     expected = [
-        (4 - k, k - 1, neuron, sample)
+        (4 - k, k, neuron, sample)
         for k in (4, 3, 2, 1)
         for neuron in range(graph.nodes[f"layer{k}"]["size"])
         for sample in range(3)
@@ -153,12 +154,11 @@ def test_fazil_relu_pre_fires_late_where_the_backprop_error_is_zero():
     result = run_rule(graph, params, x, y, FaZIL(alpha=ALPHA, t_d=4))
     late = result.late_firings
     assert len(late) > 0
-    names = ["layer1", "layer2", "layer3"]
-    for step, vertex, neuron, sample in late:
+    for step, name, neuron, sample in result.named(late):
         # relu'(v) = 0 in the child's activation: the backprop error of that neuron is 0
-        assert values[names[vertex]][sample, neuron] < 0
-        assert step > 3 - (vertex + 1)  # later than its level l = L - k
-    hit = {names[v] for v in late[:, 1]}
+        assert values[name][sample, neuron] < 0
+        assert step > 3 - int(name.removeprefix("layer"))  # later than its level l = L - k
+    hit = {name for _, name, _, _ in result.named(late)}
     for name in hit:
         assert relative_error(result.updates[f"{name}.weight"], -ALPHA * grads[f"{name}.weight"]) > 1e-6
 
@@ -166,7 +166,7 @@ def test_fazil_relu_pre_fires_late_where_the_backprop_error_is_zero():
 def test_fazil_with_a_window_of_one_fires_at_every_change():
     graph, params, x, y = random_mlp_case(11, 2, "sigmoid", "post", True, "mse", 2)
     result = run_rule(graph, params, x, y, FaZIL(alpha=ALPHA, t_d=1))
-    output = result.firings[result.firings[:, 1] == 2]
+    output = result.firings[result.firings[:, 1] == result.vertices.index("layer3")]
     assert set(output[:, 0]) == {0, 1, 2}  # the output error changes at every step
     grads = gradients(graph, params, x, y)
     assert relative_error(result.updates["layer3.weight"], -ALPHA * grads["layer3.weight"]) > 1e-6
@@ -241,8 +241,8 @@ def test_strict_pc_update_uses_errors_of_state_n_minus_1_and_beliefs_of_state_n(
 def _hand_written_pc(x, y, w1, b1, w2, b2, step, n_states):
     """input -> tanh (post) -> sigmoid output (post, mse), written out for this one network.
 
-    Returns, for states 0..n_states, the hidden belief, the hidden and output ``g`` (with
-    ``act'`` at the current pre-activations), all from the current beliefs.
+    Returns, for states 0..n_states, the hidden belief, the errors and the activations'
+    derivatives ``act'(a)`` at the current pre-activations, all from the current beliefs.
     """
     sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
     v_h = np.tanh(x @ w1.T + b1)
@@ -252,10 +252,9 @@ def _hand_written_pc(x, y, w1, b1, w2, b2, step, n_states):
         eps_h = v_h - np.tanh(a_h)
         a_o = v_h @ w2.T + b2
         eps_o = y - sig(a_o)
-        g_h = (1 - np.tanh(a_h) ** 2) * eps_h
-        g_o = sig(a_o) * (1 - sig(a_o)) * eps_o
-        states.append((v_h, g_h, g_o))
-        v_h = v_h + step * (-eps_h + g_o @ w2)
+        d_h, d_o = 1 - np.tanh(a_h) ** 2, sig(a_o) * (1 - sig(a_o))
+        states.append(dict(v_h=v_h, eps_h=eps_h, eps_o=eps_o, d_h=d_h, d_o=d_o))
+        v_h = v_h + step * (-eps_h + (d_o * eps_o) @ w2)
     return states
 
 
@@ -267,14 +266,17 @@ def test_strict_pc_and_il_against_a_hand_written_network():
     w1, b1, w2, b2 = (params[n] for n in ("layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"))
     states = _hand_written_pc(x, y, w1, b1, w2, b2, step=0.4, n_states=3)
     strict = run_rule(graph, params, x, y, StrictPC(alpha=ALPHA, eta=0.4, n=3))
-    _, g_h, g_o = states[2]  # errors of state n - 1 ...
-    v_n = states[3][0]  # ... with the beliefs of state n
-    assert relative_error(strict.updates["layer2.weight"], ALPHA * g_o.T @ v_n) <= 1e-12
+    last, now = states[2], states[3]  # errors of state n - 1 through the Jacobian at state n
+    g_o, g_h = now["d_o"] * last["eps_o"], now["d_h"] * last["eps_h"]
+    assert relative_error(strict.updates["layer2.weight"], ALPHA * g_o.T @ now["v_h"]) <= 1e-12
     assert relative_error(strict.updates["layer2.bias"], ALPHA * g_o.sum(0)) <= 1e-12
     assert relative_error(strict.updates["layer1.weight"], ALPHA * g_h.T @ x) <= 1e-12
+    # the output's act' at state n - 1 instead would be visibly different
+    old = (last["d_o"] * last["eps_o"]).T @ now["v_h"]
+    assert relative_error(strict.updates["layer2.weight"], ALPHA * old) > 1e-4
     il = run_rule(graph, params, x, y, IL(alpha=ALPHA, gamma=0.4, t_c=3))
-    v_h, g_h, g_o = states[3]  # errors and beliefs of the same state t_c
-    assert relative_error(il.updates["layer2.weight"], ALPHA * g_o.T @ v_h) <= 1e-12
+    g_o, g_h = now["d_o"] * now["eps_o"], now["d_h"] * now["eps_h"]  # errors and beliefs of the same state t_c
+    assert relative_error(il.updates["layer2.weight"], ALPHA * g_o.T @ now["v_h"]) <= 1e-12
     assert relative_error(il.updates["layer1.weight"], ALPHA * g_h.T @ x) <= 1e-12
     assert relative_error(il.updates["layer1.bias"], ALPHA * g_h.sum(0)) <= 1e-12
 

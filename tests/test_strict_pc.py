@@ -130,7 +130,14 @@ CASES = {
     "rnn-every": lambda: _graph_case(gc.rnn(3, loss_every=True, loss="ce"), 10),
     "lstm-gates": lambda: _graph_case(gc.lstm_gates(2), 11),
     "lstm-cells": lambda: _graph_case(gc.lstm_cells(3), 12),
+    # composite vertices (issue 9.3) and edge slices (9.4): the Jacobian of the whole chain at state n
+    "block-cnn-relu-max": lambda: _graph_case(gc.block_cnn("relu", "max"), 15),
+    "block-cnn-tanh-avg": lambda: _graph_case(gc.block_cnn("tanh", "avg", loss="mse"), 16),
+    "block-cnn-conv-sigmoid-max-after": lambda: _graph_case(
+        gc.block_cnn("sigmoid", "max", separate_act=False, act_after_pool=True), 17),
+    "sliced-dag": lambda: _graph_case(gc.sliced_dag(), 18),
 }
+
 
 
 def _graph_case(graph, seed):

@@ -52,8 +52,9 @@ S7. **Phases of a presentation.** *Prediction*: the inputs are clamped (a change
 S8. **Divergence.** After each learning error stage the energy
     ``E = 1/2 sum eps^2`` (an observer's quantity, not a neuron's) is checked: a
     non-finite value or ``E > max_energy_ratio * E(0)`` stops the run and reports the
-    tick, as does a weight made non-finite by the tick's plasticity; nothing is
-    applied (the weights of the presentation are restored exactly).
+    tick, as does a weight made non-finite by the tick's plasticity. The
+    presentation ends there (what takes effect is :mod:`neurosim.rules`' choice: the
+    changes computed before the diverging step, or nothing if a weight is not finite).
 
 Softmax cross-entropy outputs are the one lateral exchange: the error neurons of a
 ``ce`` output form a group that computes ``softmax(mu)`` together in the same stage.

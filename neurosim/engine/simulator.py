@@ -102,6 +102,10 @@ class LearnResult:
 class Simulator:
     """A compiled predictive coding network running on the event loop.
 
+    The simulator is compiled from ``graph`` as it is now: editing the graph afterwards
+    makes the next call raise :class:`~neurosim.errors.GraphError` (rebuild the
+    simulator instead).
+
     Parameters
     ----------
     graph
@@ -119,12 +123,6 @@ class Simulator:
         Threads for parallel delivery: each stage is split into this many contiguous
         blocks of neurons, run in parallel. The result is bit-for-bit the same for any
         value; more threads pay off only on large networks.
-
-    Notes
-    -----
-    The simulator is compiled from ``graph`` as it is now: editing the graph afterwards
-    makes the next call raise :class:`~neurosim.errors.GraphError` (rebuild the
-    simulator instead).
     """
 
     def __init__(
@@ -232,8 +230,9 @@ class Simulator:
     def _batch(self, data: np.ndarray | Mapping[str, np.ndarray], vertices: list[str], what: str) -> dict[str, np.ndarray]:
         """Validated ``(B, size)`` arrays for ``vertices`` from an array or a dict; an input
         with a ``default`` (an initial state) left out of the data is clamped to it."""
-        optional = {v: self.graph.nodes[v].get("default") for v in vertices}
-        optional = {v: d for v, d in optional.items() if d is not None and not (isinstance(data, Mapping) and v in data)}
+        given = data if isinstance(data, Mapping) else {}
+        optional = {v: self.graph.nodes[v].get("default") for v in vertices if v not in given}
+        optional = {v: d for v, d in optional.items() if d is not None}
         if not isinstance(data, Mapping):
             if len(vertices) - len(optional) != 1:
                 raise DataError(f"this graph has {what} vertices {vertices}; pass a dict {{vertex: array}}")

@@ -11,7 +11,8 @@
 - ``ablations``: Song et al. (2020) Fig. 3, divergence from backprop when C1, C2 or C3
   is broken (:mod:`neurosim.experiments.ablations`).
 
-Each one's settings live in ``models/experiments/<name>.toml``: ``[default]`` (small,
+Each one's settings live in ``neurosim/experiments/definitions/<name>.toml``, shipped
+with the package (``neurosim experiment NAME --show`` prints it): ``[default]`` (small,
 seconds to minutes) and ``[full]`` (the paper's setting, applied over the default).
 """
 
@@ -29,8 +30,8 @@ from neurosim.experiments import ablations, rosenbaum, table3, table4
 from neurosim.experiments.common import Log, build_settings, markdown_table, write_csv
 
 EXPERIMENTS: dict[str, ModuleType] = {m.NAME: m for m in (table3, rosenbaum, table4, ablations)}
-#: Where the experiments' TOML definitions live (the repository's ``models/experiments``).
-DEFINITIONS = Path(__file__).resolve().parents[2] / "models" / "experiments"
+#: Where the experiments' TOML definitions live: package data, so an installed neurosim has them.
+DEFINITIONS = Path(__file__).resolve().parent / "definitions"
 
 
 def experiment(name: str) -> ModuleType:
@@ -52,6 +53,8 @@ def load_definition(name: str, definitions: Path = DEFINITIONS) -> dict[str, Any
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"experiment definition {path} not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"experiment definition {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"experiment definition {path} is not valid TOML: {exc}") from None
     extra = sorted(set(data) - {"description", "default", "full"})

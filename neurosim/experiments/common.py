@@ -1,7 +1,7 @@
 """What every experiment shares: settings from TOML, data, tables and the run directory.
 
 An experiment is a module of this package with a frozen dataclass ``Settings`` (every
-field has the small default; ``models/experiments/<name>.toml`` restates them under
+field has the small default; ``neurosim/experiments/definitions/<name>.toml`` restates them under
 ``[default]`` and overrides some under ``[full]``) and a function
 ``run(settings, log) -> Outcome``. :func:`neurosim.experiments.run_experiment` writes the
 outcome into an atomic :class:`~neurosim.recording.RunDirectory`: ``config.json`` (the
@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,14 +40,61 @@ class Outcome:
 
 
 def build_settings(cls: type, values: Mapping[str, Any], source: str) -> Any:
-    """``cls(**values)`` with lists turned into tuples; unknown keys raise :class:`ConfigError`."""
+    """``cls(**values)`` with every value checked against the field's type.
+
+    Unknown keys, and values of the wrong type (a bool where a number is expected, a
+    number where a list is expected, an empty list), raise :class:`ConfigError` naming
+    the setting and the type it takes; lists become tuples.
+    """
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {unknown}; known settings are {sorted(known)}")
-    fixed = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-             for k, v in values.items()}
+    hints = typing.get_type_hints(cls)
+    fixed = {k: _typed(v, hints[k], f"{source}: setting {k}") for k, v in values.items()}
     return cls(**fixed)
+
+
+def _type_name(hint: Any, plural: bool = False) -> str:
+    """``int`` -> 'an integer', ``tuple[int, ...]`` -> 'a non-empty list of integers'..."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a, plural) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        inner = _type_name(typing.get_args(hint)[0], plural=True)
+        return f"{'' if plural else 'a '}non-empty list{'s' if plural else ''} of {inner}"
+    names = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+             bool: ("true or false", "booleans"), type(None): ("absent", "absent")}
+    return names.get(hint, (str(hint), str(hint)))[plural]
+
+
+def _typed(value: Any, hint: Any, what: str) -> Any:
+    """``value`` as type ``hint`` (lists as tuples); :class:`ConfigError` when it is not one."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _typed(value, option, what)
+            except ConfigError:
+                continue
+    elif origin is tuple:
+        item = typing.get_args(hint)[0]
+        if isinstance(value, (list, tuple)) and len(value) > 0:
+            try:
+                return tuple(_typed(v, item, what) for v in value)
+            except ConfigError:
+                pass
+    elif hint is float:
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+            return value  # an int stays an int (as typing reads float), so tables print it as given
+    elif hint is int:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+    elif hint is type(None):
+        if value is None:
+            return None
+    elif isinstance(value, hint):
+        return value
+    raise ConfigError(f"{what} must be {_type_name(hint)}, got {value!r}")
 
 
 def require_seeds(seeds: Sequence[int]) -> None:

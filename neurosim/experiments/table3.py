@@ -20,6 +20,14 @@ Rows are reported for ``detector="song"`` (phi as written) and ``detector="feedb
 ``hidden`` and each ``t_d``, beside Song et al.'s numbers; the ``late_hidden`` network
 (ReLU in the pre convention, where backprop errors are exactly 0 for inactive units
 and Song's phi fires late) shows the late firings per detector.
+
+The ``rnn`` rows run Fa-Z-IL on an Elman RNN (:func:`neurosim.graph.rnn`, post
+convention, loss at the last step) reading each image as ``rnn_steps`` consecutive
+chunks of pixels, once per ``shared_updates`` setting of :class:`neurosim.rules.FaZIL`:
+``"deferred"`` (the recurrent weights' changes held until the end of the presentation)
+and ``"immediate"`` (Song's rule as written: each change applied when phi fires).
+Every row also gives ``bp_rel_err``, the relative error of the first mini-batch's update
+against one SGD step of backprop from the same weights, and ``diverged_batches``.
 """
 
 from __future__ import annotations
@@ -32,9 +40,10 @@ import numpy as np
 from neurosim.engine import Simulator
 from neurosim.errors import ConfigError
 from neurosim.experiments.common import Log, Outcome, load_data, require_seeds
-from neurosim.graph import mlp
+from neurosim.graph import mlp, rnn
 from neurosim.graph.spec import trigger_steps
-from neurosim.rules import DETECTORS, FaZIL, require_count, require_positive
+from neurosim.reference.backprop import gradients
+from neurosim.rules import DETECTORS, SHARED_UPDATES, FaZIL, require_count, require_positive
 
 NAME = "table3"
 DESCRIPTION = "Song et al. 2020 Table 3: phi's success rate at detecting t = l, against t_d"
@@ -47,7 +56,10 @@ class Settings:
     """Networks ``[n_in, *h, 10]`` for ``h`` in ``hidden`` (``activation``, pre convention)
     and ``[n_in, *late_hidden, 10]`` with ``late_activation``; ``samples`` training samples
     (the first ones of the split) in batches of ``batch``; ``ticks`` learning steps per
-    batch; learning rate ``lr``; one run per seed of ``seeds`` (the initial weights)."""
+    batch; learning rate ``lr``; one run per seed of ``seeds`` (the initial weights).
+    The RNN rows: ``rnn_steps`` time steps (``rnn_steps`` must divide the input size),
+    ``rnn_hidden`` units with ``rnn_activation``, for each ``t_d`` of ``rnn_t_d`` and each
+    setting of ``shared_updates`` (no RNN rows if ``rnn_t_d`` is empty)."""
 
     dataset: str = "mnist"
     data_dir: str | None = None
@@ -62,6 +74,11 @@ class Settings:
     ticks: int = 32
     lr: float = 0.001
     seeds: tuple[int, ...] = (0,)
+    rnn_steps: int = 4
+    rnn_hidden: int = 32
+    rnn_activation: str = "tanh"
+    rnn_t_d: tuple[int, ...] = (4,)
+    shared_updates: tuple[str, ...] = SHARED_UPDATES
 
     def __post_init__(self) -> None:
         require_count("samples", self.samples, 1)
@@ -69,8 +86,12 @@ class Settings:
         require_count("ticks", self.ticks, 1)
         require_positive("lr", self.lr)
         require_seeds(self.seeds)
-        for t_d in self.t_d:
+        for t_d in (*self.t_d, *self.rnn_t_d):
             require_count("t_d", t_d, 1)
+        require_count("rnn_steps", self.rnn_steps, 1)
+        require_count("rnn_hidden", self.rnn_hidden, 1)
+        for setting in self.shared_updates:
+            FaZIL(shared_updates=setting)  # raises ConfigError for an unknown setting
         if not self.detectors:
             raise ConfigError("detectors must name at least one of " + ", ".join(DETECTORS))
         for d in self.detectors:
@@ -89,24 +110,38 @@ def detection_counts(result: object, levels: np.ndarray) -> tuple[int, int, int]
     return len(keys), int(np.sum((counts == 1) & at_l)), int(np.sum(f[:, 0] == levels[f[:, 1]]))
 
 
-def _measure(sizes: list[int], activation: str, s: Settings, x: np.ndarray, y: np.ndarray,
-             detector: str, t_d: int, seed: int) -> dict:
-    graph = mlp(sizes, activation=activation, convention="pre")
+def _batch(graph: object, x: np.ndarray, steps: int) -> dict[str, np.ndarray] | np.ndarray:
+    """The inputs of ``graph``: ``x`` itself, or for the RNN its ``steps`` chunks ``x1..xT``."""
+    if steps == 0:
+        return x
+    return {f"x{t + 1}": chunk for t, chunk in enumerate(np.split(x, steps, axis=1))}
+
+
+def _measure(graph: object, net: str, activation: str, s: Settings, x: np.ndarray, y: np.ndarray,
+             detector: str, t_d: int, seed: int, shared_updates: str = "deferred", steps: int = 0) -> dict:
     sim = Simulator(graph, seed=seed)
     l_of = trigger_steps(graph)
     levels = np.array([l_of.get(v, -1) for v in sim.netlist.vertices], np.int64)
-    rule = FaZIL(alpha=s.lr, t_d=t_d, ticks=s.ticks, detector=detector)
-    fired = success = on_time = late = 0
+    rule = FaZIL(alpha=s.lr, t_d=t_d, ticks=s.ticks, detector=detector, shared_updates=shared_updates)
+    fired = success = on_time = late = diverged = 0
+    bp_rel_err = float("nan")
     for b in range(0, len(x), s.batch):
-        res = sim.learn(x[b : b + s.batch], y[b : b + s.batch], rule)
+        xb, yb = _batch(graph, x[b : b + s.batch], steps), y[b : b + s.batch]
+        before = sim.params
+        res = sim.learn(xb, yb, rule)
+        if b == 0:
+            sgd = np.concatenate([-s.lr * g.ravel() for _, g in sorted(gradients(graph, before, xb, yb).items())])
+            made = np.concatenate([u.ravel() for _, u in sorted(res.updates.items())])
+            bp_rel_err = float(np.linalg.norm(made - sgd) / np.linalg.norm(sgd))
         n, ok, at_l = detection_counts(res, levels)
         fired, success, on_time, late = fired + n, success + ok, on_time + at_l, late + len(res.late_firings)
-    return dict(net="-".join(map(str, sizes)), activation=activation, detector=detector, t_d=t_d, seed=seed,
-                pairs_fired=fired, pairs_exact=success,
+        diverged += int(res.diverged)
+    return dict(net=net, activation=activation, detector=detector, t_d=t_d, seed=seed,
+                shared_updates=shared_updates if steps else "-", pairs_fired=fired, pairs_exact=success,
                 success_pct=100.0 * success / fired if fired else float("nan"),
                 song_pct=SONG.get(t_d, float("nan")) if activation == s.activation else float("nan"),
                 firings_at_l_pct=100.0 * on_time / (on_time + late) if on_time + late else float("nan"),
-                late_firings=late)
+                late_firings=late, bp_rel_err=bp_rel_err, diverged_batches=diverged)
 
 
 def run(s: Settings, log: Log) -> Outcome:
@@ -114,31 +149,42 @@ def run(s: Settings, log: Log) -> Outcome:
     data = load_data(s.dataset, s.data_dir, s.samples, 1)
     n_in, n_out = data.x_train.shape[1], data.n_classes
     nets = [([n_in, *h, n_out], s.activation) for h in s.hidden] + [([n_in, *s.late_hidden, n_out], s.late_activation)]
+    if s.rnn_t_d and n_in % s.rnn_steps:
+        raise ConfigError(f"rnn_steps = {s.rnn_steps} must divide the input size {n_in} of {s.dataset}")
+    runs = [(mlp(sizes, activation=act, convention="pre"), "-".join(map(str, sizes)), act, t_d, shared, 0)
+            for sizes, act in nets for t_d in s.t_d for shared in ("deferred",)]
+    recurrent = rnn(n_in // s.rnn_steps, s.rnn_hidden, n_out, s.rnn_steps, activation=s.rnn_activation)
+    runs += [(recurrent, f"rnn-T{s.rnn_steps}-{s.rnn_hidden}", s.rnn_activation, t_d, shared, s.rnn_steps)
+             for t_d in s.rnn_t_d for shared in s.shared_updates]
     rows = []
-    for sizes, act in nets:
+    for graph, net, act, t_d, shared, steps in runs:
         for detector in s.detectors:
-            for t_d in s.t_d:
-                for seed in s.seeds:
-                    rows.append(_measure(sizes, act, s, data.x_train, data.y_train, detector, t_d, seed))
-                    r = rows[-1]
-                    log(f"{r['net']} {act} {detector} t_d={t_d} seed={seed}: success {r['success_pct']:.1f}% "
-                        f"({r['pairs_exact']}/{r['pairs_fired']}), late firings {r['late_firings']}")
+            for seed in s.seeds:
+                rows.append(_measure(graph, net, act, s, data.x_train, data.y_train, detector, t_d, seed, shared, steps))
+                r = rows[-1]
+                log(f"{net} {act} {detector} t_d={t_d} {r['shared_updates']} seed={seed}: success "
+                    f"{r['success_pct']:.1f}% ({r['pairs_exact']}/{r['pairs_fired']}), late firings "
+                    f"{r['late_firings']}, update vs backprop {r['bp_rel_err']:.1e}")
     return Outcome(rows=rows, figure=_figure(rows, s), notes=[
         f"Success rate of phi over {s.samples} {s.dataset} samples (batches of {s.batch}, {s.ticks} learning "
         f"ticks each, lr {s.lr}, pre convention): among (error neuron, sample) pairs whose phi fires, the "
         "percentage that fire exactly once, at t = l (`success_pct`); `firings_at_l_pct`: the percentage of all "
-        "firings that are at t = l; `song_pct`: Song et al. 2020, Table 3.",
+        "firings that are at t = l; `song_pct`: Song et al. 2020, Table 3; `bp_rel_err`: relative error of the "
+        "first mini-batch's update against one SGD step of backprop; `shared_updates` (RNN rows): when the "
+        "recurrent weights' changes apply.",
     ])
 
 
 def _figure(rows: list[dict], s: Settings):
     fig, (ax, ax_late) = plt.subplots(1, 2, figsize=(11, 4))
-    groups = sorted({(r["net"], r["activation"], r["detector"]) for r in rows})
-    for net, act, det in groups:
-        sel = [r for r in rows if (r["net"], r["activation"], r["detector"]) == (net, act, det)]
+    key = lambda r: (r["net"], r["activation"], r["detector"], r["shared_updates"])  # noqa: E731
+    for group in sorted({key(r) for r in rows}):
+        sel = [r for r in rows if key(r) == group]
         t_ds = sorted({r["t_d"] for r in sel})
         mean = [np.mean([r["success_pct"] for r in sel if r["t_d"] == t]) for t in t_ds]
-        ax.plot(t_ds, mean, marker="o", label=f"{net} {act} {det}", ls="-" if det == "song" else "--")
+        net, act, det, shared = group
+        label = f"{net} {act} {det}" + ("" if shared == "-" else f" {shared}")
+        ax.plot(t_ds, mean, marker="o", label=label, ls="-" if det == "song" else "--")
     ax.plot(list(SONG), list(SONG.values()), "k*", ms=10, label="Song et al. Table 3")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("t_d")

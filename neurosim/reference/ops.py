@@ -217,7 +217,8 @@ def linearize(
     their linearizations (``cache["members"]``); its ``signals`` and ``a`` are those of
     its parametrized op.
     """
-    inputs = tuple(x if cut is None else x[:, cut[0] : cut[1]] for x, cut in zip(inputs, vx.slices or (None,) * len(inputs)))
+    cuts = vx.slices or (None,) * len(inputs)
+    inputs = tuple(x if cut is None else x[:, cut[0] : cut[1]] for x, cut in zip(inputs, cuts))
     op = vx.op
     if op == "chain":
         lins, xs = [], inputs
