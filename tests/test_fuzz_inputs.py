@@ -364,3 +364,16 @@ def test_budgets_refuse_with_the_budget_named(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(validation, "WORK_BUDGET", 1000)
     with pytest.raises(ConfigError, match="WORK_BUDGET"):
         sim.learn(x, y, IL(alpha=0.1, t_c=100))
+
+
+def test_sequence_buffers_are_bounded(tmp_path) -> None:
+    """Steps that would size a buffer of tens of gigabytes are refused before allocating."""
+    from neurosim.data import encode_names
+    from neurosim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MEMORY_BUDGET"):
+        encode_names(["Abe"] * 5, 10**9)
+    (tmp_path / "tinyshakespeare").mkdir()
+    (tmp_path / "tinyshakespeare" / "input.txt").write_text("ab" * 100_000)
+    with pytest.raises(ConfigError, match="MEMORY_BUDGET"):
+        load_shakespeare(tmp_path, steps=80_000, stride=1)

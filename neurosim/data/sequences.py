@@ -146,7 +146,12 @@ def encode_names(names: list[str], steps: int) -> np.ndarray:
     >>> encode_names(["ab", "abcd"], 3).tolist()
     [[-1, 0, 1], [1, 2, 3]]
     """
+    from neurosim import validation
+
     _require_count("steps", steps)
+    validation.require_budget(8 * len(names) * steps, validation.MEMORY_BUDGET,
+                              f"the encoded names ({len(names)} names x {steps} steps, bytes)", "use fewer steps",
+                              ConfigError, "MEMORY_BUDGET")
     index = {c: k for k, c in enumerate(NAMES_ALPHABET)}
     out = np.full((len(names), steps), -1, dtype=np.int64)
     for row, name in enumerate(names):
@@ -266,6 +271,11 @@ def load_shakespeare(
     starts = np.arange(0, len(part) - steps, stride)
     if limit is not None:
         starts = starts[:limit]
+    from neurosim import validation
+
+    validation.require_budget(3 * 8 * len(starts) * steps, validation.MEMORY_BUDGET,
+                              f"the windows ({len(starts)} windows x {steps} steps, bytes)",
+                              "use fewer steps, a larger stride or a limit", ConfigError, "MEMORY_BUDGET")
     offsets = starts[:, None] + np.arange(steps)
     targets = part[offsets + 1]
     return Sequences(part[offsets], targets[:, -1].copy(), targets, tuple(vocab), tuple(vocab))
