@@ -64,6 +64,10 @@ def test_sweep_on_a_real_cluster_equals_the_serial_run(tmp_path):
             start("worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
                   "--name", f"w{k}", name=f"worker{k}")
         worker_pids = {p.pid for p in procs[1:]}
+        import distributed
+
+        with distributed.Client(address, timeout="60s") as client:  # the cluster is up, as a user would see it
+            client.wait_for_workers(2, timeout=120)
 
         result = CliRunner().invoke(main, ["sweep", "table3", "--scheduler", address, "--out", str(tmp_path / "s"),
                                            "--set", json_set("samples"), "--set", json_set("t_d"),
