@@ -24,7 +24,7 @@ from neurosim.sweep import load_rows, make_spec, run_sweep
 REPO = Path(__file__).resolve().parents[1]
 # Tiny settings on the bundled digits: seconds per cell once compiled.
 TABLE3 = {"dataset": "digits", "samples": 40, "t_d": [1, 4], "hidden": [[16, 16]], "late_hidden": [16],
-          "ticks": 8, "seeds": [0, 3]}
+          "ticks": 8, "seeds": [0, 3], "rnn_t_d": []}
 ABLATIONS = {"dataset": "digits", "train_samples": 40, "test_samples": 30, "epochs": 2, "depths": [1, 2],
              "noise": [0.1], "update_step": [], "gamma": [0.5], "seeds": [2, 5]}
 

@@ -27,7 +27,7 @@ from neurosim.sweep.cluster import PIN_ENV  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VALUES = {"dataset": "digits", "samples": 40, "t_d": [2, 4], "hidden": [[16]], "late_hidden": [16], "ticks": 8,
-          "seeds": [0, 7], "detectors": ["song"]}
+          "seeds": [0, 7], "detectors": ["song"], "rnn_t_d": []}
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -73,6 +73,7 @@ def test_sweep_on_a_real_cluster_equals_the_serial_run(tmp_path):
                                            "--set", json_set("samples"), "--set", json_set("t_d"),
                                            "--set", json_set("hidden"), "--set", json_set("late_hidden"),
                                            "--set", json_set("ticks"), "--set", json_set("detectors"),
+                                           "--set", json_set("rnn_t_d"),
                                            "--set", "dataset=digits", "--seed", "0", "--seed", "7"])
         assert result.exit_code == 0, result.output + "".join(
             (tmp_path / f"{n}.log").read_text() for n in ("scheduler", "worker0", "worker1"))

@@ -21,6 +21,7 @@ applies no update and is counted in ``diverged_batches``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -53,6 +54,8 @@ class Settings:
     width: int = 32
     batch: int = 20
     lr: float = 0.001
+    #: each sweep may be empty (that ablation is skipped), not all three
+    MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset({"noise", "update_step", "gamma"})
     noise: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
     update_step: tuple[int | str, ...] = ("l", 0, 1, 2, 3, 4, 16, 64)
     gamma: tuple[float, ...] = (0.01, 0.1, 0.5, 1.0, 5.0, 10.0)

@@ -43,32 +43,35 @@ def build_settings(cls: type, values: Mapping[str, Any], source: str) -> Any:
     """``cls(**values)`` with every value checked against the field's type.
 
     Unknown keys, and values of the wrong type (a bool where a number is expected, a
-    number where a list is expected, an empty list), raise :class:`ConfigError` naming
-    the setting and the type it takes; lists become tuples.
+    number where a list is expected, an empty list unless the setting is named in the
+    class's ``MAY_BE_EMPTY``), raise :class:`ConfigError` naming the setting and the
+    type it takes; lists become tuples.
     """
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {unknown}; known settings are {sorted(known)}")
     hints = typing.get_type_hints(cls)
-    fixed = {k: _typed(v, hints[k], f"{source}: setting {k}") for k, v in values.items()}
+    may_be_empty = getattr(cls, "MAY_BE_EMPTY", frozenset())
+    fixed = {k: _typed(v, hints[k], f"{source}: setting {k}", k in may_be_empty) for k, v in values.items()}
     return cls(**fixed)
 
 
-def _type_name(hint: Any, plural: bool = False) -> str:
+def _type_name(hint: Any, plural: bool = False, empty_ok: bool = False) -> str:
     """``int`` -> 'an integer', ``tuple[int, ...]`` -> 'a non-empty list of integers'..."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a, plural) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
         inner = _type_name(typing.get_args(hint)[0], plural=True)
-        return f"{'' if plural else 'a '}non-empty list{'s' if plural else ''} of {inner}"
+        return f"{'' if plural else 'a '}{'' if empty_ok else 'non-empty '}list{'s' if plural else ''} of {inner}"
     names = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
              bool: ("true or false", "booleans"), type(None): ("absent", "absent")}
     return names.get(hint, (str(hint), str(hint)))[plural]
 
 
-def _typed(value: Any, hint: Any, what: str) -> Any:
-    """``value`` as type ``hint`` (lists as tuples); :class:`ConfigError` when it is not one."""
+def _typed(value: Any, hint: Any, what: str, empty_ok: bool = False) -> Any:
+    """``value`` as type ``hint`` (lists as tuples, empty only with ``empty_ok``);
+    :class:`ConfigError` when it is not one."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
@@ -78,7 +81,7 @@ def _typed(value: Any, hint: Any, what: str) -> Any:
                 continue
     elif origin is tuple:
         item = typing.get_args(hint)[0]
-        if isinstance(value, (list, tuple)) and len(value) > 0:
+        if isinstance(value, (list, tuple)) and (len(value) > 0 or empty_ok):
             try:
                 return tuple(_typed(v, item, what) for v in value)
             except ConfigError:
@@ -94,7 +97,7 @@ def _typed(value: Any, hint: Any, what: str) -> Any:
             return None
     elif isinstance(value, hint):
         return value
-    raise ConfigError(f"{what} must be {_type_name(hint)}, got {value!r}")
+    raise ConfigError(f"{what} must be {_type_name(hint, empty_ok=empty_ok)}, got {value!r}")
 
 
 def require_seeds(seeds: Sequence[int]) -> None:

@@ -33,6 +33,7 @@ against one SGD step of backprop from the same weights, and ``diverged_batches``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -78,6 +79,8 @@ class Settings:
     rnn_hidden: int = 32
     rnn_activation: str = "tanh"
     rnn_t_d: tuple[int, ...] = (4,)
+    #: no RNN rows when empty
+    MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset({"rnn_t_d"})
     shared_updates: tuple[str, ...] = SHARED_UPDATES
 
     def __post_init__(self) -> None:
