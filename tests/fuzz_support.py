@@ -171,3 +171,16 @@ def typo(word: str, data: st.DataObject) -> str:
     if how == "double":
         return word[: i + 1] + word[i:]
     return word[:i] + ch + word[i + 1:]
+
+
+def valid_batch(g, sim, hot: int) -> tuple[dict, dict]:
+    """Two uniform samples for every input of ``sim`` and one-hot targets (class ``hot``)
+    for every output: a batch that passes validation."""
+    rng = np.random.default_rng(0)
+    x = {v: rng.uniform(size=(2, g.nodes[v]["size"])) for v in sim.inputs}
+    y = {}
+    for o in sim.outputs:
+        target = np.zeros((2, g.nodes[o]["size"]))
+        target[:, hot] = 1.0
+        y[o] = target
+    return x, y

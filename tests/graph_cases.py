@@ -160,15 +160,20 @@ def fd_gradients(graph, params, x, y, loss=None):
     """Central finite differences of ``loss(graph, params, x, y)`` (default
     :func:`naive_loss`) for every parameter entry."""
     loss = naive_loss if loss is None else loss
+    return fd_param_gradients(lambda p: loss(graph, p, x, y), params)
+
+
+def fd_param_gradients(f, params, step=FD_STEP):
+    """``d f(params) / d params``, by central differences, entry by entry."""
     out = {}
     for name, value in params.items():
         grad = np.zeros_like(value)
         for idx in np.ndindex(value.shape):
             plus, minus = dict(params), dict(params)
             plus[name], minus[name] = value.copy(), value.copy()
-            plus[name][idx] += FD_STEP
-            minus[name][idx] -= FD_STEP
-            grad[idx] = (loss(graph, plus, x, y) - loss(graph, minus, x, y)) / (2 * FD_STEP)
+            plus[name][idx] += step
+            minus[name][idx] -= step
+            grad[idx] = (f(plus) - f(minus)) / (2 * step)
         out[name] = grad
     return out
 

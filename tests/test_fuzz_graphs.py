@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import graph_cases as gc
 from fuzz_support import warm_engine  # noqa: F401 - the fixture, used below
-from fuzz_support import counts, fuzz_settings, junk, run_case, typo
+from fuzz_support import counts, fuzz_settings, junk, run_case, typo, valid_batch
 from neurosim.engine import Simulator
 from neurosim.errors import GraphError
 from neurosim.graph import mlp, validate_graph
@@ -110,13 +110,7 @@ def _exercise(g: nx.DiGraph, rule_index: int) -> None:
     validate_graph(g)
     init_params(g, seed=1)
     sim = Simulator(g, seed=1)
-    rng = np.random.default_rng(0)
-    x = {v: rng.uniform(size=(2, g.nodes[v]["size"])) for v in sim.inputs}
-    y = {}
-    for o in sim.outputs:
-        target = np.zeros((2, g.nodes[o]["size"]))
-        target[:, 0] = 1.0
-        y[o] = target
+    x, y = valid_batch(g, sim, hot=0)
     sim.predict(x)
     sim.learn(x, y, RULES[rule_index % len(RULES)])
 

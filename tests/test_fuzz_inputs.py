@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import graph_cases as gc
 from fuzz_support import warm_engine  # noqa: F401 - the fixture, used below
-from fuzz_support import counts, fuzz_settings, junk, reals, run_case, typo
+from fuzz_support import counts, fuzz_settings, junk, reals, run_case, typo, valid_batch
 from neurosim.data import load_dataset, load_names, load_shakespeare, one_hot, parse_idx, read_idx
 from neurosim.engine import Simulator
 from neurosim.graph import mlp
@@ -45,13 +45,7 @@ def _setup(name: str) -> tuple:
     g = GRAPHS[name]()
     params = init_params(g, seed=0)
     sim = Simulator(g, params)
-    rng = np.random.default_rng(0)
-    x = {v: rng.uniform(size=(2, g.nodes[v]["size"])) for v in sim.inputs}
-    y = {}
-    for o in sim.outputs:
-        target = np.zeros((2, g.nodes[o]["size"]))
-        target[:, 1] = 1.0
-        y[o] = target
+    x, y = valid_batch(g, sim, hot=1)
     return g, params, sim, x, y
 
 

@@ -90,19 +90,7 @@ def independent_strict_pc(graph, params, x, y, alpha=ALPHA, eta=ETA, n=N):
     def g_of(p):
         return sum(np.sum(e * _mu(graph, p, beliefs, v)) for v, e in eps.items())
 
-    updates = {}
-    for name, value in params.items():
-        d = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            shifted = []
-            for sign in (1.0, -1.0):
-                moved = dict(params)
-                moved[name] = value.copy()
-                moved[name][idx] += sign * STEP
-                shifted.append(g_of(moved))
-            d[idx] = alpha * (shifted[0] - shifted[1]) / (2 * STEP)
-        updates[name] = d
-    return updates
+    return {name: alpha * d for name, d in gc.fd_param_gradients(g_of, params, STEP).items()}
 
 
 def _mlp_case(activation, loss, convention="post", output_activation=None, seed=0, batch=3):
