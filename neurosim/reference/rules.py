@@ -81,6 +81,8 @@ The rules
   ``alpha J_theta^T eps(n-1)`` at the forward pass. With ``eta = 1`` and
   ``n >= n_exact`` (``1 +`` the longest path from a parametrized vertex to an output)
   this is the exact negative gradient (Rosenbaum 2022, Theorem 1).
+- ``IPC`` (Salvatori et al. 2024): values and weights both step from state ``t`` at
+  every step; :mod:`neurosim.reference.incremental`.
 
 Divergence
 ----------
@@ -124,7 +126,7 @@ from neurosim.reference.backprop import (
     zeros_like_params,
 )
 from neurosim.reference.ops import Linearization, input_vjps, preact_grad
-from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
+from neurosim.rules import BP, IL, IPC, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 
 def _no_firings() -> numpy.ndarray:
@@ -492,7 +494,13 @@ def _fixedpred(run: _Run, graph: nx.DiGraph, rule: FixedPred) -> ReferenceResult
     return _final(run, _every_vertex(run, state, rule.alpha), n, n)
 
 
-_RUNNERS = {BP: _bp, IL: _il, ZIL: _zil, FaZIL: _fazil, StrictPC: _strict, FixedPred: _fixedpred}
+def _ipc(run: _Run, graph: nx.DiGraph, rule: IPC) -> ReferenceResult:
+    from neurosim.reference.incremental import run_ipc  # it builds on this module
+
+    return run_ipc(run, rule)
+
+
+_RUNNERS = {BP: _bp, IL: _il, ZIL: _zil, FaZIL: _fazil, StrictPC: _strict, FixedPred: _fixedpred, IPC: _ipc}
 
 
 def run_rule(
@@ -514,8 +522,9 @@ def run_rule(
         ``(B, n_out)`` for a single-output graph (one-hot rows for ``ce``), or
         ``{output_vertex: (B, size)}``.
     rule
-        A :class:`neurosim.rules.Rule`: ``BP``, ``IL``, ``ZIL``, ``FaZIL``, ``StrictPC``
-        or ``FixedPred``; the semantics of each are in the module docstring.
+        A :class:`neurosim.rules.Rule`: ``BP``, ``IL``, ``ZIL``, ``FaZIL``, ``StrictPC``,
+        ``FixedPred`` (the semantics of each are in the module docstring) or ``IPC``
+        (:mod:`neurosim.reference.incremental`).
     xp
         Array namespace, ``numpy`` or ``cupy``. ``params``, ``updates`` and
         ``eps_at_trigger`` are ``xp`` arrays; ``energy`` and the firings are numpy.
@@ -537,7 +546,7 @@ def run_rule(
     runner = _RUNNERS.get(type(rule))
     if runner is None:
         raise ConfigError(
-            f"rule must be one of neurosim.rules.BP, IL, ZIL, FaZIL, StrictPC, FixedPred, got {rule!r}"
+            f"rule must be one of neurosim.rules.BP, IL, ZIL, FaZIL, StrictPC, FixedPred, IPC, got {rule!r}"
         )
     run = _Run(graph, params, x, y, getattr(rule, "max_energy_ratio", numpy.inf), xp)
     with numpy.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
