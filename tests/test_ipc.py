@@ -192,8 +192,10 @@ def _refs(graph, v):
     return []
 
 
-@pytest.mark.parametrize("activation, convention, loss", [("tanh", "post", "mse"), ("sigmoid", "pre", "ce"),
-                                                          ("relu", "post", "ce"), ("tanh", "pre", "mse")])
+MLPS = [("tanh", "post", "mse"), ("sigmoid", "pre", "ce"), ("relu", "post", "ce"), ("tanh", "pre", "mse")]
+
+
+@pytest.mark.parametrize("activation, convention, loss", MLPS)
 @pytest.mark.parametrize("gamma", [1.0, 0.5])
 def test_step_l_gives_gamma_l_times_backprop_on_mlps(activation, convention, loss, gamma):
     """A run of ``l + 1`` steps gives the vertex ``l`` edges from the output exactly
@@ -364,14 +366,23 @@ def test_divergence_keeps_the_steps_before_it():
         np.testing.assert_array_equal(res.params[name], before.params[name])
 
 
+def test_an_update_that_overflows_a_weight_undoes_the_presentation():
+    graph, p, x, y = _linear_case()
+    res = run_rule(graph, p, x, y, IPC(alpha=1e308, gamma=0.1, ticks=3))
+    assert res.diverged and res.diverged_at == 0 and res.steps == 1
+    for name in p:
+        np.testing.assert_array_equal(res.params[name], p[name])
+        assert not res.updates[name].any()
+
+
 def report() -> None:
     """Print every measured error (``cd tests && PYTHONPATH=.. python -c "import test_ipc; test_ipc.report()"``)."""
     for case in TRAJECTORIES:
         print("trajectory gamma, alpha, ticks =", case, "W, E:", trajectory_errors(*case))
     print("fixed point after 3000 steps: W, F, E(0)/F*:", fixed_point_errors())
-    for act, conv, loss in [("tanh", "post", "mse"), ("sigmoid", "pre", "ce"), ("relu", "post", "ce"), ("tanh", "pre", "mse")]:
+    for case in MLPS:
         for gamma in (1.0, 0.5):
-            print(f"gamma^l backprop, mlp {act} {conv} {loss} gamma={gamma}:", mlp_backprop_error(act, conv, loss, gamma))
+            print(f"gamma^l backprop, mlp {case} gamma={gamma}:", mlp_backprop_error(*case, gamma))
     for name in sorted(CNNS):
         print(f"gamma^l backprop (finite differences), {name}:", cnn_backprop_error(name))
     for name in sorted(GRAPHS):
