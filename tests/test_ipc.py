@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from scipy.special import log_softmax
 
 import graph_cases as gc
+from neurosim.engine import Simulator
 from neurosim.errors import ConfigError
 from neurosim.graph import mlp, validate_graph
 from neurosim.graph.spec import bias_refs, weight_refs
@@ -373,6 +374,25 @@ def test_an_update_that_overflows_a_weight_undoes_the_presentation():
     for name in p:
         np.testing.assert_array_equal(res.params[name], p[name])
         assert not res.updates[name].any()
+
+
+# --- the event loop (after the engine cut) ------------------------------------------------
+
+
+@pytest.mark.xfail(raises=ConfigError, strict=True, reason="iPC on the event loop follows the engine cut (issue 12)")
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_event_loop_equals_the_reference_in_sync_mode(name):
+    """Issue 12's acceptance test: the loop's iPC equals this reference to 1e-12 (strict
+    xfail until the loop has iPC: a pass is reported so that the mark goes)."""
+    graph = GRAPHS[name]()
+    params, x, y = gc.random_case(graph, 7, batch=2, scale=1.0)
+    rule = IPC(alpha=0.05, gamma=0.3, ticks=6)
+    ref = run_rule(graph, params, x, y, rule)
+    ours = Simulator(graph, params).learn(x, y, rule)
+    assert ours.diverged == ref.diverged and ours.diverged_at == ref.diverged_at
+    np.testing.assert_allclose(ours.energy, ref.energy, rtol=1e-12)
+    flat = [np.concatenate([np.ravel(r.updates[n]) for n in sorted(params)]) for r in (ours, ref)]
+    assert _rel(flat[0], flat[1]) < 1e-12
 
 
 def report() -> None:
