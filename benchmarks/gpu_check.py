@@ -17,7 +17,9 @@ every timed call ends with a device synchronization. Each line reports the media
 per call on each side, their ratio (numpy over cupy, from interleaved rounds as in
 :mod:`common`), and how far the GPU's new parameters are from the CPU's (largest
 relative difference over the parameters; cuBLAS and the device's ``exp`` round
-differently from the CPU's, so float64 agrees to about 1e-15, not bit for bit).
+differently from the CPU's, so float64 agrees to round-off, not bit for bit), and
+whether two device runs of the same call give the same bits (the reference uses no
+atomics of its own; cuBLAS may, depending on the algorithm it picks).
 
 The event loop on the GPU (synaptic events per second, bytes per synapse, construction
 time, bitwise agreement with the CPU) is a later step of issue 14 and is not measured
@@ -125,7 +127,10 @@ def measure(batches: list[int], repeats: int, stand_in: bool) -> tuple[list[list
                     {"numpy": common.timed(on_host), "device": common.timed(on_device)}, repeats,
                     label=f"{type(rule).__name__} {np.dtype(dtype).name} batch {batch}",
                 )
-                want, got = on_host().params, on_device().params
+                want, got, again = on_host().params, on_device().params, on_device().params
+                repeatable = all(
+                    to_numpy(got[n], xp).tobytes() == to_numpy(again[n], xp).tobytes() for n in want
+                )
                 diff = max(
                     float(np.max(np.abs(to_numpy(got[n], xp) - want[n])) / max(np.max(np.abs(want[n])), 1e-300))
                     for n in want
@@ -134,10 +139,11 @@ def measure(batches: list[int], repeats: int, stand_in: bool) -> tuple[list[list
                 rows.append([type(rule).__name__, np.dtype(dtype).name, batch,
                              common.fmt(1e3 * common.median(times["numpy"])),
                              common.fmt(1e3 * common.median(times["device"])),
-                             common.fmt(ratio), f"{diff:.1e}"])
+                             common.fmt(ratio), f"{diff:.1e}", "yes" if repeatable else "NO"])
                 records.append({"rule": type(rule).__name__, "dtype": np.dtype(dtype).name, "batch": batch,
                                 "numpy_seconds": times["numpy"], "device_seconds": times["device"],
-                                "numpy_over_device": ratio, "max_relative_difference": diff})
+                                "numpy_over_device": ratio, "max_relative_difference": diff,
+                                "device_repeatable": repeatable})
     return rows, records
 
 
@@ -162,7 +168,7 @@ def main() -> int:
     side = "stand-in (numpy)" if args.stand_in else "cupy"
     print(f"\nthe reference, mlp {'-'.join(map(str, SIZES))} sigmoid pre, median ms per call over {repeats} rounds")
     print(common.table(["rule", "dtype", "batch", "numpy ms", f"{side} ms", "numpy / device",
-                        "max rel. diff"], rows))
+                        "max rel. diff", "same bits twice"], rows))
     settings = {"sizes": SIZES, "batches": batches, "repeats": repeats, "stand_in": args.stand_in}
     results = {"device": device, "reference": records}
     if args.out:

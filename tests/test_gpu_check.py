@@ -45,5 +45,5 @@ def test_the_stand_in_run_measures_every_rule_and_dtype_and_writes_json(tmp_path
     assert sorted((r["rule"], r["dtype"]) for r in records) == [
         ("BP", "float32"), ("BP", "float64"), ("FixedPred", "float32"), ("FixedPred", "float64")]
     # numpy against numpy: the same code path on both sides, so the same bits
-    assert all(r["max_relative_difference"] == 0.0 and r["batch"] == 2 for r in records)
+    assert all(r["max_relative_difference"] == 0.0 and r["batch"] == 2 and r["device_repeatable"] for r in records)
     assert all(len(r["numpy_seconds"]) == len(r["device_seconds"]) == 1 for r in records)
