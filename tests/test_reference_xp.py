@@ -1,6 +1,6 @@
 """The reference on an array namespace ``xp``: the path CuPy takes, run on the CPU.
 
-Every rule runs on MLP, CNN, RNN and LSTM graphs three ways: ``xp`` left out (numpy),
+Every rule runs on MLP, CNN, RNN and LSTM graphs (and graphs with every other op) three ways: ``xp`` left out (numpy),
 ``xp=numpy`` and ``xp=strict`` (:mod:`strict_xp`, numpy's arithmetic behind arrays that
 numpy refuses to touch, so a ``numpy.exp`` left on an ``xp`` array or a host array mixed
 into the computation raises). The three must agree bit for bit: the same functions run in
@@ -13,7 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from graph_cases import cnn, deep_cnn, lstm_cells, lstm_gates, random_case, rnn
+from graph_cases import (
+    block_cnn,
+    cnn,
+    deep_cnn,
+    every_op_dag,
+    lstm_cells,
+    lstm_gates,
+    random_case,
+    rnn,
+    sliced_dag,
+)
 from strict_xp import LeakError, StrictArray, strict
 
 import neurosim.activations
@@ -32,9 +42,13 @@ GRAPHS = {
     "rnn": rnn,
     "lstm-cells": lstm_cells,
     "lstm-gates": lstm_gates,
+    # the other ops: chains, concat, split, sum, product, activation, sliced edges
+    "block-cnn": block_cnn,
+    "every-op": every_op_dag,
+    "sliced": sliced_dag,
 }
-# Z-IL and Fa-Z-IL need one path length per parametrized vertex; the gate-level LSTM has two
-SINGLE_LEVEL = {name for name in GRAPHS if name != "lstm-gates"}
+# Z-IL and Fa-Z-IL need one path length per parametrized vertex; these graphs have two
+SINGLE_LEVEL = {name for name in GRAPHS if name not in ("lstm-gates", "every-op")}
 RULES = {
     "BP": BP(alpha=0.1),
     "IL": IL(alpha=0.1, gamma=0.2, t_c=5),
