@@ -105,7 +105,7 @@ class StrictArray:
 
     # attributes and methods of numpy's arrays (x.shape, x.T, x.sum(axis=0), x.astype(...))
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # __array_interface__, __cuda_array_interface__, __dlpack__...
+        if name.startswith("__") or name == "_a":  # __array_interface__, __dlpack__...; _a unset (copy)
             raise AttributeError(name)
         attr = getattr(self._a, name)
         if not callable(attr):
