@@ -112,6 +112,7 @@ from typing import Any
 import networkx as nx
 import numpy
 
+from neurosim.arrays import namespace, to_numpy
 from neurosim.errors import ConfigError
 from neurosim.graph.spec import exact_steps as n_exact  # FixedPred's default n (a graph property)
 from neurosim.graph.spec import trigger_steps
@@ -194,6 +195,7 @@ class _Run:
     def __init__(
         self, graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, max_energy_ratio: float, xp: Any
     ):
+        xp = namespace(xp)
         self.net, self.params, self.values, self.lins, self.targets = prepare(graph, params, x, y, xp)
         self.xp = xp
         self.order = tuple(nx.lexicographical_topological_sort(graph, key=str))
@@ -435,7 +437,6 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
     detector = _Detector(run, rule)
     levels = numpy.array([trigger.get(k, -1) for k in run.order], dtype=numpy.int64)
     fired: list[numpy.ndarray] = []
-    to_host = getattr(xp, "asnumpy", numpy.asarray)
     for t in range(n_steps):
         state = run.state(params, beliefs)
         if run.record(state):
@@ -444,7 +445,7 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
         for k in net.parametrized:
             index = run.order.index(k)
             phi = detector.phi(k, state)
-            neuron, sample = (to_host(i).astype(numpy.int64) for i in xp.nonzero(phi.T))
+            neuron, sample = (to_numpy(i, xp).astype(numpy.int64) for i in xp.nonzero(phi.T))
             if neuron.size:
                 head = numpy.broadcast_to(numpy.array([t, index], dtype=numpy.int64), (neuron.size, 2))
                 fired.append(numpy.column_stack([head, neuron, sample]))
@@ -504,7 +505,7 @@ _RUNNERS = {BP: _bp, IL: _il, ZIL: _zil, FaZIL: _fazil, StrictPC: _strict, Fixed
 
 
 def run_rule(
-    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, rule: Rule, xp: Any = numpy
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, rule: Rule, xp: Any = None
 ) -> ReferenceResult:
     """Run ``rule`` on one batch from the forward pass and return the updated parameters.
 
@@ -526,8 +527,11 @@ def run_rule(
         ``FixedPred`` (the semantics of each are in the module docstring) or ``IPC``
         (:mod:`neurosim.reference.incremental`).
     xp
-        Array namespace, ``numpy`` or ``cupy``. ``params``, ``updates`` and
-        ``eps_at_trigger`` are ``xp`` arrays; ``energy`` and the firings are numpy.
+        Array namespace: None (numpy) or ``cupy`` (:mod:`neurosim.arrays`). ``x``, ``y``
+        and ``params`` may be numpy or ``xp`` arrays; the result's ``params``,
+        ``updates`` and ``eps_at_trigger`` are ``xp`` arrays (on the GPU for cupy:
+        :func:`neurosim.arrays.to_numpy` copies them to the host); ``energy`` and the
+        firings are numpy.
 
     Returns
     -------
