@@ -32,7 +32,7 @@ from neurosim.arrays import namespace, to_numpy
 from neurosim.errors import ConfigError
 from neurosim.graph import mlp
 from neurosim.reference import forward, gradients, loss, predict, run_rule, sgd_step
-from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import BP, IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 GRAPHS = {
     "mlp-post": lambda: mlp([4, 5, 3, 2], activation="tanh"),
@@ -59,6 +59,7 @@ RULES = {
     "FaZIL-immediate": FaZIL(alpha=0.1, t_d=2, ticks=6, shared_updates="immediate"),
     "StrictPC": StrictPC(alpha=0.1, eta=0.2, n=4),
     "FixedPred": FixedPred(alpha=0.1),
+    "IPC": IPC(alpha=0.1, gamma=0.2, ticks=4),
 }
 CASES = [
     (g, r) for g in GRAPHS for r in RULES if g in SINGLE_LEVEL or not r.startswith(("ZIL", "FaZIL"))
