@@ -116,7 +116,9 @@ class BruteForce:
     ``delays``: one float per synapse, or a number; ``own_delay``: one per error neuron,
     or a number. ``zil_trigger``: ``"clock"`` (Z-IL's update of vertex ``j`` at
     ``learn0 + 2 l_j``) or ``"front"`` (A8: at the first computation that read a
-    front-tagged message).
+    front-tagged message); with the front trigger a presentation ends once every error
+    neuron has triggered and its change has committed (the events still in flight are
+    dropped: use it for single presentations).
     """
 
     def __init__(self, graph: nx.DiGraph, params: dict[str, np.ndarray], delays: object = 1.0,
@@ -244,6 +246,7 @@ class BruteForce:
         if fresh:
             self._allocate(x.shape[0])
             self.pending: set = set()
+            self.commits_in_flight = 0
         # --- prediction phase (A9): clamp, onset, relax until no message is in flight
         self.mode, self.rule, self.held_at, self.front, self.fixed = "predict", None, np.inf, False, False
         self.trigger_at = {}
@@ -318,10 +321,16 @@ class BruteForce:
         if t > self.t_end:
             return True
         if self.front and all(e["triggered"] for e in self.error.values()):
-            # every neuron has triggered: stop once its commits are in
-            if not any(ev[1] == COMMIT for ev in self.events):
-                self.t_end = t
-                return True
+            # Z-IL at the front: every neuron has decided its one change; the changes in
+            # flight commit (nothing else can alter them) and the presentation ends there
+            while self.events:
+                tc, kind, _, _, _, uid = heapq.heappop(self.events)
+                data = self.payload.pop(uid)
+                if kind == COMMIT:
+                    self._commit(tc, data)
+                    self.t_end = tc
+            self.pending.clear()
+            return True
         return False
 
     def _run(self, stop) -> float:
@@ -452,6 +461,7 @@ class BruteForce:
         alpha = self.rule.alpha
         dw = [(s, alpha * float(np.sum(pending * e["x_in"][s][1]))) for s in e["ins"]]
         db = alpha * float(np.sum(pending)) if self.has_bias[k] else 0.0
+        self.commits_in_flight += 1
         self._push(t + self.timing.commit_delay, COMMIT, self._gid("e", e["key"]), 0, 0, (e["key"], dw, db))
 
     def _held(self, t: float) -> None:
@@ -468,6 +478,7 @@ class BruteForce:
     def _commit(self, t: float, data: tuple) -> None:
         key, dw, db = data
         k, i = key
+        self.commits_in_flight -= 1
         up = self.result.updates
         for s, d in dw:
             _, _, j = self.syn[s]
