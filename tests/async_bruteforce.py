@@ -247,6 +247,7 @@ class BruteForce:
             self._allocate(x.shape[0])
             self.pending: set = set()
             self.commits_in_flight = 0
+            self.arrival_due: dict[int, float] = {}
         # --- prediction phase (A9): clamp, onset, relax until no message is in flight
         self.mode, self.rule, self.held_at, self.front, self.fixed = "predict", None, np.inf, False, False
         self.trigger_at = {}
@@ -376,6 +377,14 @@ class BruteForce:
             return  # overtaken
         box[0] = index
         box[1:] = [a.copy() if isinstance(a, np.ndarray) else a for a in what]
+        # A4: an arrival is read by the neuron's next arrival-driven computation if one is
+        # already due (at an earlier arrival + latency, not yet run); otherwise it brings
+        # one at t + latency. With latency 0 that is one computation per arrival time.
+        gid = self._gid(kind, key)
+        due = self.arrival_due.get(gid, -np.inf)
+        if due >= t and (gid, due) in self.pending:
+            return
+        self.arrival_due[gid] = t + self.timing.latency
         self._wake(kind, key, t + self.timing.latency)
 
     # ---- the neurons -----------------------------------------------------------------

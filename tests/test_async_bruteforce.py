@@ -174,3 +174,22 @@ def test_overtaken_messages_are_discarded() -> None:
         seen = [i for a, i in arrived.get(2 * S + 2 * e["n"], []) if a <= bf.t_end]
         if seen:
             assert e["v_in"][0] >= max(seen)  # the teacher's clamp may be later still
+
+
+def test_a_latency_window_gathers_a_ragged_front() -> None:
+    """A4: arrivals within a neuron's latency window make one computation. A window
+    longer than the spread of the delays gathers each value neuron's children's errors
+    into one computation: the front is ordered again and Z-IL at the front is backprop,
+    with about as many computations as with uniform delays."""
+    g = mlp([3, 4, 3, 2], activation="tanh", loss="mse")
+    net = compile_graph(g)
+    p = init_params(g, 1)
+    x, y = _data(g, 2)
+    want = {k: v - p[k] for k, v in sgd_step(g, p, x, y, 0.1).items()}
+    counts = {}
+    for cv, lat in ((0.0, 0.0), (0.1, 0.2), (0.1, 0.0)):
+        bf = BruteForce(g, p, delays=synapse_delays(DelayDistribution("gamma", 0.4, cv, 2), g, net), latency=lat)
+        err = _rel(bf.learn(x, y, ZIL(alpha=0.1), "front").updates, want)
+        counts[(cv, lat)] = sum(1 for r in bf.schedule if r[1] == "compute")
+        assert (err < 1e-12) == (lat > 0 or cv == 0), (cv, lat, err)
+    assert counts[(0.1, 0.2)] < 2 * counts[(0.0, 0.0)] < counts[(0.1, 0.0)]
