@@ -85,7 +85,8 @@ def main() -> None:
         rows.append([name, lat, commit, f"{np.median(errs):.1e}", f"{max(errs):.1e}", int(np.median(computations))])
         results.append(dict(case=name, latency=lat, commit=commit, errors=errs, computations=computations))
         common.progress(f"{name}, latency {lat}")
-    print(common.table(["delays", "latency", "commit delay", "rel. error vs BP (median)", "largest", "computations"], rows))
+    headers = ["delays", "latency", "commit delay", "rel. error vs BP (median)", "largest", "computations"]
+    print(common.table(headers, rows))
     path = common.save_results("async_front_exactness", machine, dict(seeds=list(seeds)), results, started)
     print(f"saved {path}")
 

@@ -169,8 +169,9 @@ def synapse_delays(spec: SynapseDelays, graph: nx.DiGraph, netlist: Netlist) -> 
             elif spec.default is not None:
                 table[index[u], index[v]] = spec.default
             else:
-                raise GraphError(f"the edge {u!r} -> {v!r} has no {spec.attribute!r} attribute; give every edge one "
-                                 f"(graph.edges[{u!r}, {v!r}][{spec.attribute!r}] = 1.0) or set EdgeDelays(default=...)")
+                raise GraphError(
+                    f"the edge {u!r} -> {v!r} has no {spec.attribute!r} attribute; give every edge one "
+                    f"(graph.edges[{u!r}, {v!r}][{spec.attribute!r}] = 1.0) or set EdgeDelays(default=...)")
         return table[pre, post]
     if validation.is_real(spec):
         return np.full(n, check_delay(spec, "the synaptic delay"))
