@@ -92,6 +92,9 @@ class Timing:
     jitter_seed: int = 0
     floor: float = 0.05
     latency: float = 0.0
+    period: float | None = None  # periodic clocks (A4): ticks at phase + k period
+    phase_error: float = 0.0
+    phase_value: float = 1.0
     commit_delay: float = 1.0
     integration: float = 2.0
     wake_error: float = 1.0
@@ -114,7 +117,9 @@ class BruteForce:
     """The asynchronous mode of an MLP, event by event (see the module's docstring).
 
     ``delays``: one float per synapse, or a number; ``own_delay``: one per error neuron,
-    or a number. ``zil_trigger``: ``"clock"`` (Z-IL's update of vertex ``j`` at
+    or a number; ``sigma``, ``jitter_seed``: the jitter (A2); ``latency``: the window of
+    an event-driven clock, or ``period`` and ``phases`` (error neurons', value neurons'):
+    periodic clocks, each neuron computing at its first tick after a wake (A4). ``zil_trigger``: ``"clock"`` (Z-IL's update of vertex ``j`` at
     ``learn0 + 2 l_j``) or ``"front"`` (A8: at the first computation that read a
     front-tagged message); with the front trigger a presentation ends once every error
     neuron has triggered and its change has committed (the events still in flight are
@@ -122,7 +127,8 @@ class BruteForce:
     """
 
     def __init__(self, graph: nx.DiGraph, params: dict[str, np.ndarray], delays: object = 1.0,
-                 own_delay: object = 1.0, sigma: float = 0.0, jitter_seed: int = 0, latency: float = 0.0) -> None:
+                 own_delay: object = 1.0, sigma: float = 0.0, jitter_seed: int = 0, latency: float = 0.0,
+                 period: float | None = None, phases: tuple[float, float] = (0.0, 1.0)) -> None:
         names = list(nx.topological_sort(graph))
         self.layers = names  # input, layer1, ..., layerL
         self.L = len(names) - 1
@@ -147,7 +153,8 @@ class BruteForce:
                 self.e_index[(k, i)] = len(self.e_index)
         d = np.full(S, float(delays)) if np.ndim(delays) == 0 else np.asarray(delays, np.float64)
         own = np.full(len(self.e_index), float(own_delay)) if np.ndim(own_delay) == 0 else np.asarray(own_delay, float)
-        self.timing = Timing(delays=d, own=own, sigma=float(sigma), jitter_seed=int(jitter_seed), latency=latency)
+        self.timing = Timing(delays=d, own=own, sigma=float(sigma), jitter_seed=int(jitter_seed), latency=latency,
+                             period=period, phase_error=phases[0], phase_value=phases[1])
         # neurons: one dict each
         self.value: dict[tuple[int, int], dict] = {}
         self.error: dict[tuple[int, int], dict] = {}
@@ -197,13 +204,20 @@ class BruteForce:
         self.schedule.append((t, "emit", link, index, arrival))
         self._push(arrival, DELIVERY, self._gid(*receiver), link, index, (receiver, link, index, what))
 
-    def _wake(self, kind: str, key: tuple[int, int], t: float) -> None:
-        """Neuron ``key`` computes at ``t`` (several wakes at one time: one computation)."""
+    def _wake(self, kind: str, key: tuple[int, int], t: float) -> float:
+        """Neuron ``key`` computes at ``t``, or at its first clock tick at or after ``t``
+        when it runs on a periodic clock (A4); several wakes at one time make one
+        computation. Returns the time of the computation."""
+        tm = self.timing
+        if tm.period is not None:
+            phase = tm.phase_error if kind == "e" else tm.phase_value
+            t = phase + tm.period * np.ceil((t - phase) / tm.period)
         gid = self._gid(kind, key)
         if (gid, t) in self.pending:
-            return
+            return t
         self.pending.add((gid, t))
         self._push(t, COMPUTE, gid, 0, 0, (kind, key))
+        return t
 
     def _weight(self, s: int) -> float:
         k, i, j = self.syn[s]
@@ -384,8 +398,7 @@ class BruteForce:
         due = self.arrival_due.get(gid, -np.inf)
         if due >= t and (gid, due) in self.pending:
             return
-        self.arrival_due[gid] = t + self.timing.latency
-        self._wake(kind, key, t + self.timing.latency)
+        self.arrival_due[gid] = self._wake(kind, key, t + self.timing.latency)
 
     # ---- the neurons -----------------------------------------------------------------
     def _tagged(self, n: dict, kind: str) -> bool:

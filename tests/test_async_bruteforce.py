@@ -193,3 +193,24 @@ def test_a_latency_window_gathers_a_ragged_front() -> None:
         counts[(cv, lat)] = sum(1 for r in bf.schedule if r[1] == "compute")
         assert (err < 1e-12) == (lat > 0 or cv == 0), (cv, lat, err)
     assert counts[(0.1, 0.2)] < 2 * counts[(0.0, 0.0)] < counts[(0.1, 0.0)]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: f"{r.name}-{getattr(r, 'detector', '')}")
+def test_lock_step_clocks_absorb_delays_up_to_one_hop(rule) -> None:
+    """A4's periodic clocks: period 2 hops, error neurons at phase 0 and value neurons at
+    phase 1 (Jacobi, the synchronous order). Any delays in (0, 1] hop then reach the
+    receiver by its next tick: the synchronous loop with unit delays, to round-off."""
+    g = mlp([3, 4, 3, 2], activation="tanh", convention="pre", loss="ce")
+    p = init_params(g, 4)
+    x, y = _data(g, 4, 3)
+    rng = np.random.default_rng(5)
+    n_syn, n_err = compile_graph(g).n_synapses, 4 + 3 + 2
+    bf = BruteForce(g, p, delays=rng.uniform(0.05, 1.0, n_syn), own_delay=rng.uniform(0.05, 1.0, n_err),
+                    period=2.0, phases=(0.0, 1.0))
+    sim = Simulator(g, p)
+    for k in range(2):
+        r = sim.learn(x[2 * k: 2 * k + 2], y[2 * k: 2 * k + 2], rule)
+        rb = bf.learn(x[2 * k: 2 * k + 2], y[2 * k: 2 * k + 2], rule)
+        assert _rel(rb.updates, r.updates) < 1e-13
+    computes = [r for r in bf.schedule if r[1] == "compute"]
+    assert computes and all(t % 2 == (0 if kind == "e" else 1) for t, _, kind, _ in computes)
