@@ -36,8 +36,14 @@ What a neuron computes (lanes ``b`` of a mini-batch elementwise)
 
 The schedule
 ------------
-Every computation and emission is recorded (:attr:`BruteForce.schedule`), so that a
-clause test can compare an engine's schedule with this one.
+Every computation, emission and commit is recorded in ``BruteForce.schedule`` as rows
+``(t, "compute" | "held" | "commit", "e" | "v", (k, pos))`` and
+``(t, "emit", link, index, arrival)``, so that a clause test can compare an engine's
+schedule with this one.
+
+Not covered: energy and divergence (A9's observers: the tests use networks that do not
+diverge), shared parameters and their deferred changes (an MLP has none), and Z-IL's
+ablations (``update_step``, ``init_noise``), which raise NotImplementedError.
 """
 
 from __future__ import annotations
