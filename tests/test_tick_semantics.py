@@ -1,4 +1,4 @@
-"""One test per clause of the tick semantics (the docstring of ``neurosim.engine.loop``)."""
+"""One test per clause of the tick semantics (the docstring of ``neurosim.engine.semantics``)."""
 
 import copy
 

@@ -54,17 +54,16 @@ class NumbaCPU:
         self.en = cut(ErrorNet, net)
         self.vn = cut(ValueNet, net)
         self.pk = cut(Plastic, net)
-        ones = lambda n: np.ones(n, np.int32)  # noqa: E731
         has_err = net.v_err >= 0
         own_of_value = np.where(has_err, net.own_delay[np.maximum(net.v_err, 0)] - 1, 0).astype(np.int32)
         err_of_value = np.maximum(net.v_err, 0).astype(np.int32)
-        # ring inboxes, less the line and the slot table: (key, base, stride)
+        # ring inboxes, less the line and the slot table: (key, base)
         self._views = dict(
-            x=(net.fr_delay, net.fr_pre, ones(len(net.fr_pre))),
-            own=(net.own_delay, net.e_value, ones(net.n_error)),
-            g=((net.br_delay - 1).astype(net.br_delay.dtype), net.br_post, ones(len(net.br_post))),
-            mu_in=(own_of_value, err_of_value, ones(net.n_value)),
-            e_in=(own_of_value, err_of_value, ones(net.n_value)),
+            x=(net.fr_delay, net.fr_pre),
+            own=(net.own_delay, net.e_value),
+            g=((net.br_delay - 1).astype(net.br_delay.dtype), net.br_post),
+            mu_in=(own_of_value, err_of_value),
+            e_in=(own_of_value, err_of_value),
         )
         self._ring_net = net
         self._state: StateArrays | None = None

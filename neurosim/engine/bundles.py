@@ -32,18 +32,20 @@ import numpy as np
 class Inbox(NamedTuple):
     """What a neuron may read on one kind of input link: the value of run ``r`` (of
     synapses, or of a neuron's own link), position ``q``, lane ``b`` is
-    ``buf[table[key[r]], base[r] + q * stride[r], b]``.
+    ``buf[table[key[r]], base[r] + q, b]``.
 
     The ring transport passes a message line as ``buf``, the slot table of the tick as
-    ``table`` and the link's delay as ``key``; an event transport passes a per-synapse
-    inbox ``buf[None]``, ``table = [0]``, ``key = 0`` and the synapse as ``base``.
+    ``table``, the link's delay as ``key`` and the sender as ``base``; an event
+    transport passes a per-link inbox ``buf[None]`` laid out in the order of the runs
+    (synapses by target for the signals into error neurons, by source for the feedback
+    into value neurons, so that a run is contiguous), ``table = [0]``, ``key = 0`` and
+    the run's first link as ``base``.
     """
 
     buf: np.ndarray
     table: np.ndarray
     key: np.ndarray
     base: np.ndarray
-    stride: np.ndarray
 
 
 class Compartments(NamedTuple):

@@ -4,8 +4,7 @@ Each update reads only the neuron's own state (rows of
 :class:`~neurosim.engine.bundles.ErrorState`, of ``v``/``vhat``) and its inbox, and
 writes only its own state. It knows nothing of how messages travel: it reads its
 inputs through :class:`~neurosim.engine.bundles.Inbox` views, where the value of run
-``r`` of synapses, position ``q``, lane ``b`` is ``buf[table[key[r]], base[r] + q *
-stride[r], b]``. The ring transport (:mod:`neurosim.engine.ring`) passes its message
+``r`` of synapses, position ``q``, lane ``b`` is ``buf[table[key[r]], base[r] + q, b]``. The ring transport (:mod:`neurosim.engine.ring`) passes its message
 lines with the slot table of the tick (``key`` the link's delay); an event transport
 passes per-synapse inboxes (one slot, ``base`` the synapse). Emitting (writing a line,
 waking receivers) belongs to the transport: the updates report what changed.
@@ -21,17 +20,16 @@ import numba
 import numpy as np
 
 from neurosim.activations import act_scalar, dact_scalar
-from neurosim.compile.netlist import KIND_MAX, KIND_MEAN, KIND_PRODUCT, KIND_SINGLE, LOSS_CE
-from neurosim.engine.bundles import Compartments, ErrorNet, ErrorState, Inbox, RuleArrays, ValueNet
-from neurosim.engine.semantics import DETECTOR_FEEDBACK, UPDATE_AT_TRIGGER, UPDATE_PHI
+from neurosim.compile.netlist import KIND_MAX, KIND_MEAN, KIND_PRODUCT, KIND_SINGLE
+from neurosim.engine.bundles import Compartments, ErrorState, Inbox
+from neurosim.engine.semantics import UPDATE_AT_TRIGGER
 
 FEW_LANES = 2  # up to this many samples, sums run lane by lane
 
 
 @numba.njit(cache=True, inline="always")
-def dot(theta: np.ndarray, s0: int, step: int, buf: np.ndarray, slot: int, n0: int, stride: int, b: int,
-        n: int) -> float:
-    """``sum_q theta[s0 + q step] * buf[slot, n0 + q stride, b]`` over a run of ``n`` synapses.
+def dot(theta: np.ndarray, s0: int, step: int, buf: np.ndarray, slot: int, n0: int, b: int, n: int) -> float:
+    """``sum_q theta[s0 + q step] * buf[slot, n0 + q, b]`` over a run of ``n`` synapses.
 
     Four partial sums in a fixed pattern (q mod 4), added at the end, so that the
     processor overlaps four multiply-adds instead of waiting on one chain; the order is
@@ -40,12 +38,12 @@ def dot(theta: np.ndarray, s0: int, step: int, buf: np.ndarray, slot: int, n0: i
     a0 = a1 = a2 = a3 = 0.0
     m = n - n % 4
     for q in range(0, m, 4):
-        a0 += theta[s0 + q * step] * buf[slot, n0 + q * stride, b]
-        a1 += theta[s0 + (q + 1) * step] * buf[slot, n0 + (q + 1) * stride, b]
-        a2 += theta[s0 + (q + 2) * step] * buf[slot, n0 + (q + 2) * stride, b]
-        a3 += theta[s0 + (q + 3) * step] * buf[slot, n0 + (q + 3) * stride, b]
+        a0 += theta[s0 + q * step] * buf[slot, n0 + q, b]
+        a1 += theta[s0 + (q + 1) * step] * buf[slot, n0 + q + 1, b]
+        a2 += theta[s0 + (q + 2) * step] * buf[slot, n0 + q + 2, b]
+        a3 += theta[s0 + (q + 3) * step] * buf[slot, n0 + q + 3, b]
     for q in range(m, n):
-        a0 += theta[s0 + q * step] * buf[slot, n0 + q * stride, b]
+        a0 += theta[s0 + q * step] * buf[slot, n0 + q, b]
     return (a0 + a1) + (a2 + a3)
 
 
@@ -120,95 +118,64 @@ def weighted_inputs(cp: Compartments, theta: np.ndarray, x: Inbox, a: np.ndarray
         for b in range(B):
             a[c, b] = bias
         for r in range(cp.fr_ptr[c], cp.fr_ptr[c + 1]):
-            s0, p0, n, ls, sl = cp.fr_syn[r], x.base[r], cp.fr_len[r], x.stride[r], x.table[x.key[r]]
+            s0, p0, n, sl = cp.fr_syn[r], x.base[r], cp.fr_len[r], x.table[x.key[r]]
             if B <= FEW_LANES:  # lanes outside: the sum stays in a register
                 for b in range(B):
                     acc = 0.0
                     if shared:
                         for q in range(n):
-                            acc += theta[s_param[s0 + q]] * buf[sl, p0 + q * ls, b]
+                            acc += theta[s_param[s0 + q]] * buf[sl, p0 + q, b]
                     else:
-                        acc = dot(theta, s0, 1, buf, sl, p0, ls, b, n)
+                        acc = dot(theta, s0, 1, buf, sl, p0, b, n)
                     a[c, b] += acc
             else:  # lanes inside: contiguous lanes
                 for q in range(n):
                     w = theta[s_param[s0 + q]] if shared else theta[s0 + q]
                     for b in range(B):
-                        a[c, b] += w * buf[sl, p0 + q * ls, b]
+                        a[c, b] += w * buf[sl, p0 + q, b]
 
 
 @numba.njit(cache=True, inline="always")
-def predict(cp: Compartments, theta: np.ndarray, x: Inbox, es: ErrorState, i: int) -> None:
-    """Phase A, part 1, of error neuron ``i``: its compartments' weighted inputs and its
-    prediction ``mu``."""
-    c0, c1 = cp.e_comp_ptr[i], cp.e_comp_ptr[i + 1]
-    weighted_inputs(cp, theta, x, es.a, i)
-    for b in range(es.mu.shape[1]):
-        es.mu[i, b] = combine(cp.e_kind[i], cp.c_act, es.a, c0, c1, b)
+def softmax_at(mu: np.ndarray, i: int, lo: int, hi: int, b: int) -> float:
+    """``softmax(mu)_i`` over the ``ce`` group ``lo..hi`` in lane ``b`` (the lateral
+    exchange of a ``ce`` output's error neurons), shifted by the maximum."""
+    m = mu[lo, b]
+    for k in range(lo + 1, hi):
+        m = max(m, mu[k, b])
+    z = 0.0
+    for k in range(lo, hi):
+        z += np.exp(mu[k, b] - m)
+    return np.exp(mu[i, b] - m) / z
 
 
 @numba.njit(cache=True, inline="always")
-def error_update(cp: Compartments, en: ErrorNet, es: ErrorState, own: Inbox, ra: RuleArrays, i: int, lo: int,
-                 hi: int, learning: bool, t: int, scheduled: bool) -> int:
-    """Phase A, part 2, of error neuron ``i`` (of the unit ``lo..hi``: a ``ce`` output's
-    group): its error ``eps = v - mu`` (``y - softmax(mu)`` for a ``ce`` output while
-    learning) from the belief its own value neuron sent (``own`` inbox), phi, and each
-    compartment's ``g = dmu/da_c * eps``; the ``pending`` g it learns with (``scheduled``:
-    the rule's trigger names it now).
+def phi(feedback_detector: bool, spent: int, mu: float, mu0: float, last_change: int, t: int, t_d: int) -> bool:
+    """Whether an error neuron whose error just changed at learning step ``t`` fires.
 
-    phi (Song et al. 2020, Algorithm 2): ``eps`` changed now and not in the ``t_d``
-    steps before; the feedback detector: ``eps`` changed for the first time while ``mu``
-    has not moved since learning began. Returns bit flags: 1 ``eps`` changed, 2 some
-    ``g`` changed, 4 it learns this tick.
+    Song et al.'s phi (2020, Algorithm 2): its error did not change in the ``t_d`` steps
+    before (``last_change <= t - t_d``). The feedback detector: it has not fired in this
+    presentation and its prediction has not moved since learning began (``mu == mu0``).
     """
-    B = es.eps.shape[1]
-    c0, c1 = cp.e_comp_ptr[i], cp.e_comp_ptr[i + 1]
-    sl, base = own.table[own.key[i]], own.base[i]
-    feedback_detector = ra.detector == DETECTOR_FEEDBACK
-    eps_changed = False
-    g_changed = False
-    learns = False
-    for b in range(B):
-        if learning and en.e_loss[i] == LOSS_CE:
-            m = es.mu[lo, b]
-            for k in range(lo + 1, hi):
-                m = max(m, es.mu[k, b])
-            z = 0.0
-            for k in range(lo, hi):
-                z += np.exp(es.mu[k, b] - m)
-            new_eps = own.buf[sl, base, b] - np.exp(es.mu[i, b] - m) / z
-        else:
-            new_eps = own.buf[sl, base, b] - es.mu[i, b]
-        phi = False
-        if new_eps != es.eps[i, b]:
-            eps_changed = True
-            if learning:
-                if feedback_detector:  # once, and only while the prediction has not moved
-                    phi = not es.spent[i, b] and es.mu[i, b] == es.mu0[i, b]
-                else:
-                    phi = es.last_change[i, b] <= t - ra.t_d
-                es.last_change[i, b] = t
-        es.eps[i, b] = new_eps
-        fires = learning and ra.update_kind == UPDATE_PHI and phi and en.e_plastic[i] == 1
-        if fires:
-            es.fired[i, b] = 1
-            es.spent[i, b] = 1
-            learns = True
-        for c in range(c0, c1):
-            new_g = local_derivative(cp.e_kind[i], cp.c_act, es.a, c0, c1, c, b) * new_eps
-            if new_g != es.g[c, b]:
-                g_changed = True
-            es.g[c, b] = new_g
-            es.pending[c, b] = new_g if (scheduled or fires) else 0.0
-    learns = learns or scheduled
-    return (1 if eps_changed else 0) | (2 if g_changed else 0) | (4 if learns else 0)
+    if feedback_detector:  # once, and only while the prediction has not moved
+        return not spent and mu == mu0
+    return last_change <= t - t_d
 
 
 @numba.njit(cache=True, inline="always")
-def scheduled(ra: RuleArrays, learning: bool, i: int, t: int) -> bool:
+def belief_step(v: float, eps: float, feedback: float, slope: float, gamma: float) -> float:
+    """A value neuron's inference step: ``v + gamma (-eps + act'(v) sum_s w_s g_s)``, with
+    ``eps`` from its own error neuron, ``feedback = sum_s w_s g_s`` over the ``g`` its
+    outgoing synapses received, and ``slope = act'(v)`` (``act'(vhat)`` with fixed
+    predictions)."""
+    fb = slope * feedback
+    return v + gamma * (-eps + fb)
+
+
+@numba.njit(cache=True, inline="always")
+def scheduled(update_kind: int, trigger: np.ndarray, learning: bool, i: int, t: int) -> bool:
     """Whether the rule's schedule names error neuron ``i`` at learning step ``t`` (IL's
     ``t_c``, Z-IL's ``t = l``): the rule's control signal, not a message."""
-    return learning and ra.update_kind == UPDATE_AT_TRIGGER and ra.trigger[i] == t
+    return learning and update_kind == UPDATE_AT_TRIGGER and trigger[i] == t
 
 
 @numba.njit(cache=True, inline="always")
@@ -234,62 +201,14 @@ def held_update(cp: Compartments, theta: np.ndarray, x: Inbox, es: ErrorState, i
                 es.pending[c, b] = local_derivative(cp.e_kind[i], cp.c_act, es.a, c0, c1, c, b) * es.eps[i, b]
 
 
-@numba.njit(cache=True, inline="always")
-def value_update(vn: ValueNet, theta: np.ndarray, g: Inbox, mu_in: Inbox, e_in: Inbox, v: np.ndarray,
-                 vhat: np.ndarray, v_next: np.ndarray, j: int, learning: bool, fixed: bool, gamma: float) -> bool:
-    """Value neuron ``j``'s update (S7): predicting, it adopts the ``mu`` its error neuron
-    sent; learning, ``v += gamma (-eps + act'(v) sum_s w_s g_s)``, with ``eps`` from its
-    error neuron and the ``g`` arriving over each outgoing synapse (``g`` inbox, per run
-    of outgoing synapses), weighted by that synapse (``vhat`` for ``act'`` with fixed
-    predictions). Commits the new belief to ``v[j]``; returns whether it changed."""
-    B = v.shape[1]
-    shared, s_param, buf = vn.s_param.shape[0] > 0, vn.s_param, g.buf
-    new_v = v_next[j]
-    sl, base = mu_in.table[mu_in.key[j]], mu_in.base[j]
-    if not learning:
-        for b in range(B):
-            new_v[b] = mu_in.buf[sl, base, b]
-    else:  # feedback: sum over outgoing synapses of w_s g_s
-        for b in range(B):
-            new_v[b] = 0.0
-        for r in range(vn.br_ptr[j], vn.br_ptr[j + 1]):
-            s0, step, i0, n, ls, gs = vn.br_syn[r], vn.br_stride[r], g.base[r], vn.br_len[r], g.stride[r], g.table[g.key[r]]
-            if B <= FEW_LANES:
-                for b in range(B):
-                    acc = 0.0
-                    if shared:
-                        for q in range(n):
-                            acc += theta[s_param[s0 + q * step]] * buf[gs, i0 + q * ls, b]
-                    else:
-                        acc = dot(theta, s0, step, buf, gs, i0, ls, b, n)
-                    new_v[b] += acc
-            else:
-                for q in range(n):
-                    w = theta[s_param[s0 + q * step]] if shared else theta[s0 + q * step]
-                    for b in range(B):
-                        new_v[b] += w * buf[gs, i0 + q * ls, b]
-        esl, ebase = e_in.table[e_in.key[j]], e_in.base[j]
-        for b in range(B):
-            at = vhat[j, b] if fixed else v[j, b]
-            fb = dact_scalar(vn.v_out_act[j], at) * new_v[b]
-            new_v[b] = v[j, b] + gamma * (-e_in.buf[esl, ebase, b] + fb)
-    changed = False
-    for b in range(B):
-        if new_v[b] != v[j, b]:
-            changed = True
-    if changed:
-        for b in range(B):
-            v[j, b] = new_v[b]
-    return changed
-
-
 @numba.njit(cache=True)
-def learning_signal(pending: np.ndarray, x: Inbox, c: int, sl: int, pre: int) -> float:
+def learning_signal(pending: np.ndarray, xbuf: np.ndarray, c: int, sl: int, pre: int) -> float:
     """``sum_b g_cb x_b``: what a synapse of compartment ``c`` learns from (its error
-    neuron's pending ``g`` and the signal ``x.buf[sl, pre]`` it received)."""
+    neuron's pending ``g`` and the signal ``xbuf[sl, pre]`` it received, ``xbuf`` the
+    buffer of its inbox)."""
     acc = 0.0
     for b in range(pending.shape[1]):
-        acc += pending[c, b] * x.buf[sl, pre, b]
+        acc += pending[c, b] * xbuf[sl, pre, b]
     return acc
 
 

@@ -50,10 +50,10 @@ def _plasticity_rows(cp: Compartments, pk: Plastic, es: ErrorState, x: Inbox, pl
         if not pk.c_plastic[c]:
             continue
         for r in range(cp.fr_ptr[c], cp.fr_ptr[c + 1]):
-            s0, p0, n, ls, sl = cp.fr_syn[r], x.base[r], cp.fr_len[r], x.stride[r], x.table[x.key[r]]
+            s0, p0, n, sl = cp.fr_syn[r], x.base[r], cp.fr_len[r], x.table[x.key[r]]
             for q in range(n):
                 p = cp.s_param[s0 + q] if shared else s0 + q
-                plasticity_row(pl, T, i, p, cause, alpha * learning_signal(es.pending, x, c, sl, p0 + q * ls))
+                plasticity_row(pl, T, i, p, cause, alpha * learning_signal(es.pending, x.buf, c, sl, p0 + q))
         for q in range(cp.c_bias_ptr[c], cp.c_bias_ptr[c + 1]):
             plasticity_row(pl, T, i, cp.c_bias[q], cause, alpha * bias_signal(es.pending, c))
 
@@ -83,15 +83,15 @@ def commit_block(cp: Compartments, pk: Plastic, es: ErrorState, w: Weights, x: I
             if not pk.c_plastic[c]:
                 continue
             for r in range(cp.fr_ptr[c], cp.fr_ptr[c + 1]):
-                s0, p0, n, ls, sl = cp.fr_syn[r], x.base[r], cp.fr_len[r], x.stride[r], x.table[x.key[r]]
+                s0, p0, n, sl = cp.fr_syn[r], x.base[r], cp.fr_len[r], x.table[x.key[r]]
                 if shares:
                     for q in range(n):
                         _change(w, defer_step, s_param[s0 + q] if shared else s0 + q,
-                                alpha * learning_signal(es.pending, x, c, sl, p0 + q * ls))
+                                alpha * learning_signal(es.pending, x.buf, c, sl, p0 + q))
                 elif first:
                     for q in range(n):
                         p = s_param[s0 + q] if shared else s0 + q
-                        d = alpha * learning_signal(es.pending, x, c, sl, p0 + q * ls)
+                        d = alpha * learning_signal(es.pending, x.buf, c, sl, p0 + q)
                         saved[p] = 1
                         theta_saved[p] = theta[p]
                         applied[p] = d
@@ -99,7 +99,7 @@ def commit_block(cp: Compartments, pk: Plastic, es: ErrorState, w: Weights, x: I
                 else:
                     for q in range(n):
                         p = s_param[s0 + q] if shared else s0 + q
-                        d = alpha * learning_signal(es.pending, x, c, sl, p0 + q * ls)
+                        d = alpha * learning_signal(es.pending, x.buf, c, sl, p0 + q)
                         applied[p] += d
                         theta[p] += d
             for q in range(cp.c_bias_ptr[c], cp.c_bias_ptr[c + 1]):

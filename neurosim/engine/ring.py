@@ -20,8 +20,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from neurosim.activations import act_scalar
-from neurosim.compile.netlist import ROLE_INPUT, ROLE_OUTPUT
+from neurosim.activations import act_scalar, dact_scalar
+from neurosim.compile.netlist import LOSS_CE, ROLE_INPUT, ROLE_OUTPUT
 from neurosim.engine import neurons
 from neurosim.engine.bundles import (
     Compartments,
@@ -38,7 +38,7 @@ from neurosim.engine.bundles import (
     ValueState,
 )
 from neurosim.engine.observers import event
-from neurosim.engine.semantics import MODE_LEARN, MSG_ERROR, MSG_FEEDBACK, MSG_VALUE
+from neurosim.engine.semantics import DETECTOR_FEEDBACK, MODE_LEARN, MSG_ERROR, MSG_FEEDBACK, MSG_VALUE, UPDATE_PHI
 
 _GRANULE = 64  # neurons per slice dealt to the blocks in turn
 
@@ -149,6 +149,7 @@ def error_block(cp: Compartments, en: ErrorNet, es: ErrorState, theta: np.ndarra
     t = T - sch.learn_tick0
     learning = sch.mode == MODE_LEARN
     forced = T == sch.force_tick
+    feedback_detector = ra.detector == DETECTOR_FEEDBACK
     count = block_size(es.eps.shape[0], block, blocks)
     for k in range(count):
         first = block_member(k, count, block, blocks, sch.reverse)
@@ -168,7 +169,7 @@ def error_block(cp: Compartments, en: ErrorNet, es: ErrorState, theta: np.ndarra
                 woken = True
             er.err_wake_in[slot, i] = 0
             er.err_wake_own[slot, i] = 0
-            if neurons.scheduled(ra, learning, i, t):
+            if neurons.scheduled(ra.update_kind, ra.trigger, learning, i, t):
                 woken = True
         if not (woken or forced):
             continue
@@ -176,22 +177,56 @@ def error_block(cp: Compartments, en: ErrorNet, es: ErrorState, theta: np.ndarra
         # predictions keep theirs).
         if inputs_changed and not (learning and ra.fixed):
             for i in range(lo, hi):
-                neurons.predict(cp, theta, x, es, i)
-        # Phase A, part 2: errors and phi; phase B: emit, decide to learn.
+                c0, c1 = cp.e_comp_ptr[i], cp.e_comp_ptr[i + 1]
+                neurons.weighted_inputs(cp, theta, x, es.a, i)
+                for b in range(B):
+                    es.mu[i, b] = neurons.combine(cp.e_kind[i], cp.c_act, es.a, c0, c1, b)
+        # Phase A, part 2: errors, phi and g (written out here, not called per neuron:
+        # numba copies a bundle argument with a reference-count update per array).
         for i in range(lo, hi):
-            scheduled = neurons.scheduled(ra, learning, i, t)
-            flags = neurons.error_update(cp, en, es, own, ra, i, lo, hi, learning, t, scheduled)
+            c0, c1 = cp.e_comp_ptr[i], cp.e_comp_ptr[i + 1]
+            sl, base = own.table[own.key[i]], own.base[i]
+            scheduled = neurons.scheduled(ra.update_kind, ra.trigger, learning, i, t)
+            eps_changed = False
+            g_changed = False
+            learns = False
+            for b in range(B):
+                if learning and en.e_loss[i] == LOSS_CE:
+                    new_eps = own.buf[sl, base, b] - neurons.softmax_at(es.mu, i, lo, hi, b)
+                else:
+                    new_eps = own.buf[sl, base, b] - es.mu[i, b]
+                phi = False
+                if new_eps != es.eps[i, b]:
+                    eps_changed = True
+                    if learning:
+                        phi = neurons.phi(feedback_detector, es.spent[i, b], es.mu[i, b], es.mu0[i, b],
+                                          es.last_change[i, b], t, ra.t_d)
+                        es.last_change[i, b] = t
+                es.eps[i, b] = new_eps
+                fires = learning and ra.update_kind == UPDATE_PHI and phi and en.e_plastic[i] == 1
+                if fires:
+                    es.fired[i, b] = 1
+                    es.spent[i, b] = 1
+                    learns = True
+                for c in range(c0, c1):
+                    new_g = neurons.local_derivative(cp.e_kind[i], cp.c_act, es.a, c0, c1, c, b) * new_eps
+                    if new_g != es.g[c, b]:
+                        g_changed = True
+                    es.g[c, b] = new_g
+                    es.pending[c, b] = new_g if (scheduled or fires) else 0.0
+            learns = learns or scheduled
+            # Phase B: emit what changed (S5), decide to learn.
             mu_changed = False
             for b in range(B):
                 if er.mu_line[slot, i, b] != es.mu[i, b]:
                     mu_changed = True
-            if flags & 1 or mu_changed or forced:
+            if eps_changed or mu_changed or forced:
                 for b in range(B):
                     er.e_line[slot, i, b] = es.eps[i, b]
                     er.mu_line[slot, i, b] = es.mu[i, b]
                 er.val_wake[er.ahead[er.own_delay[i] - 1], er.e_value[i]] = 1
                 event(ev, T, MSG_ERROR, i)
-            if flags & 2 or forced:
+            if g_changed or forced:
                 event(ev, T, MSG_FEEDBACK, i)
                 for c in range(cp.e_comp_ptr[i], cp.e_comp_ptr[i + 1]):
                     for b in range(B):
@@ -202,7 +237,7 @@ def error_block(cp: Compartments, en: ErrorNet, es: ErrorState, theta: np.ndarra
             if scheduled:
                 for b in range(B):
                     rec.eps_at_trigger[i, b] = es.eps[i, b]
-            if flags & 4:
+            if learns:
                 es.learning[i] = 1
 
 
@@ -218,6 +253,7 @@ def value_block(vn: ValueNet, vs: ValueState, theta: np.ndarray, g: Inbox, mu_in
     slot = vr.back[0]
     learning = sch.mode == MODE_LEARN
     send_forward = not (learning and ra.fixed)  # fixed predictions: children do not listen
+    shared, s_param = vn.s_param.shape[0] > 0, vn.s_param
     count = block_size(vs.v.shape[0], block, blocks)
     for k in range(count):
         j = block_member(k, count, block, blocks, sch.reverse)
@@ -229,9 +265,45 @@ def value_block(vn: ValueNet, vs: ValueState, theta: np.ndarray, g: Inbox, mu_in
         role = vn.v_role[j]
         if role == ROLE_INPUT or (role == ROLE_OUTPUT and learning):
             continue  # clamped
-        if not neurons.value_update(vn, theta, g, mu_in, e_in, vs.v, vs.vhat, vs.v_next, j, learning, ra.fixed,
-                                    ra.gamma):
+        # The neuron's update (written out here, not called per neuron: numba copies a
+        # bundle argument with a reference-count update per array).
+        new_v = vs.v_next[j]
+        sl, base = mu_in.table[mu_in.key[j]], mu_in.base[j]
+        if not learning:  # predicting: adopt the prediction mu its error neuron sent
+            for b in range(B):
+                new_v[b] = mu_in.buf[sl, base, b]
+        else:  # learning: the feedback over outgoing synapses, sum_s w_s g_s
+            for b in range(B):
+                new_v[b] = 0.0
+            for r in range(vn.br_ptr[j], vn.br_ptr[j + 1]):
+                s0, step, i0, n, gs = vn.br_syn[r], vn.br_stride[r], g.base[r], vn.br_len[r], g.table[g.key[r]]
+                if B <= neurons.FEW_LANES:
+                    for b in range(B):
+                        acc = 0.0
+                        if shared:
+                            for q in range(n):
+                                acc += theta[s_param[s0 + q * step]] * g.buf[gs, i0 + q, b]
+                        else:
+                            acc = neurons.dot(theta, s0, step, g.buf, gs, i0, b, n)
+                        new_v[b] += acc
+                else:
+                    for q in range(n):
+                        w = theta[s_param[s0 + q * step]] if shared else theta[s0 + q * step]
+                        for b in range(B):
+                            new_v[b] += w * g.buf[gs, i0 + q, b]
+            esl, ebase = e_in.table[e_in.key[j]], e_in.base[j]
+            for b in range(B):
+                at = vs.vhat[j, b] if ra.fixed else vs.v[j, b]
+                new_v[b] = neurons.belief_step(vs.v[j, b], e_in.buf[esl, ebase, b], new_v[b],
+                                               dact_scalar(vn.v_out_act[j], at), ra.gamma)
+        changed = False
+        for b in range(B):
+            if new_v[b] != vs.v[j, b]:
+                changed = True
+        if not changed:
             continue
+        for b in range(B):
+            vs.v[j, b] = new_v[b]
         for b in range(B):
             vr.v_line[slot, j, b] = vs.v[j, b]
             if send_forward:
