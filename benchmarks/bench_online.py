@@ -14,6 +14,10 @@ row), with
 - ``Z-IL``: ``ZIL(alpha=1e-3)``, ``Fa-Z-IL``: ``FaZIL(alpha=1e-3)``,
 - ``FixedPred``: ``FixedPred(alpha=1e-3, eta=1, n=3)``,
 - ``IL``: ``IL(alpha=1e-3, gamma=0.1, t_c=20)``,
+- ``PyTorch`` (when ``torch`` is importable; skipped otherwise): the peer a user would
+  pick instead, autograd backprop SGD on the same network in float64
+  (``Sigmoid, Linear`` per layer: the pre convention), loss ``1/2 sum (out - y)^2``,
+  one ``backward`` and an in-place step per call; the table adds Z-IL over PyTorch,
 
 each rule through :meth:`Simulator.learn` (prediction phase, learning phase, update),
 at batch sizes 1, 20 and 64. BP is timed twice, with numpy's BLAS as loaded and with
@@ -119,6 +123,33 @@ def block(
     return run
 
 
+def torch_stepper(params0: dict[str, np.ndarray]) -> Callable[[np.ndarray, np.ndarray], None] | None:
+    """Autograd backprop SGD on the benchmark's network in float64 (None without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    layers = []
+    for k in range(1, len(SIZES)):
+        linear = torch.nn.Linear(SIZES[k - 1], SIZES[k]).double()
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(params0[f"layer{k}.weight"]))
+            linear.bias.copy_(torch.from_numpy(params0[f"layer{k}.bias"]))
+        layers += [torch.nn.Sigmoid(), linear]  # pre convention: W act(v) + b
+    model = torch.nn.Sequential(*layers)
+
+    def step(xb: np.ndarray, yb: np.ndarray) -> None:
+        out = model(torch.from_numpy(xb))
+        loss = 0.5 * ((out - torch.from_numpy(yb)) ** 2).sum()
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-ALPHA)
+
+    return step
+
+
 def measure_batch(
     graph: Any, params0: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, batch: int, n_calls: int, repeats: int
 ) -> dict[str, Any]:
@@ -154,6 +185,9 @@ def measure_batch(
         candidates["BP-1"] = block(bp_stepper(), Stream(x, y, seed=1), batch, n_calls, blas=1)
     for name in RULES:
         candidates[name] = block(rule_step(name), Stream(x, y, seed=1), batch, n_calls)
+    peer = torch_stepper(params0)
+    if peer is not None:
+        candidates["PyTorch"] = block(peer, Stream(x, y, seed=1), batch, n_calls)
     times = common.interleaved(candidates, repeats, label=f"batch {batch}")
     per_batch = {k: [t / n_calls for t in v] for k, v in times.items()}
     best_bp = common.best_of(*(per_batch[k] for k in ("BP", "BP-1") if k in per_batch))
@@ -168,6 +202,8 @@ def measure_batch(
             "target_ratio": TARGET.get(name) if batch == 1 else None,
             "diverged_calls": diverged.get(name, 0),
         }
+    if "PyTorch" in per_batch:
+        entry["zil_over_pytorch"] = common.paired_ratio(per_batch["Z-IL"], per_batch["PyTorch"])
     if any(diverged.values()):
         print(f"warning: diverged presentations at batch {batch}: {diverged}")
     return entry
@@ -210,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     print(common.table(
         ["batch", "method", "ms/batch", "ms/sample", "x BP", "target (batch 1)", "paper x BP", "+-%"], rows
     ))
+    for batch in args.batches:
+        ratio = results["by_batch"][str(batch)].get("zil_over_pytorch")
+        print(f"batch {batch}: Z-IL over PyTorch autograd: " + ("torch not installed (skipped)" if ratio is None
+                                                                 else common.fmt(ratio)))
     print("paper x BP: Song et al. 2020 Table 4 (CPU ms per update: BP 3.1, IL 19.2, Z-IL 3.6, Fa-Z-IL 3.6); "
           "FixedPred: Rosenbaum 2022 (about 1.7x). x BP: over the faster BP of each round. "
           "+-%: half the range of the repeats over the median")

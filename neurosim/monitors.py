@@ -1,7 +1,7 @@
 """Monitors: what the event loop records while it runs, for probing and teaching.
 
 A :class:`Monitor` attached to a :class:`~neurosim.engine.Simulator` gives the kernels
-preallocated buffers (fields of :class:`~neurosim.engine.kernels.Recorders`) that they
+preallocated buffers (fields of :class:`~neurosim.engine.bundles.Recorders`) that they
 fill inside the loop; Python flushes them into tables between chunks of ticks (a chunk
 stops early when a buffer might overflow within its next tick). Monitors are
 observers: no neuron reads them, so attaching one never changes the dynamics

@@ -83,9 +83,10 @@ def test_immediate_applies_a_shared_weight_when_phi_fires():
     params, x, y = gc.random_case(graph, 3, batch=2)
     n = 4  # trigger steps 0 (readout), 1..3 (h3, h2, h1)
     for shared_updates, changed_after_step_1 in (("immediate", True), ("deferred", False)):
-        pres = Simulator(graph, params).present(x, y, FaZIL(alpha=ALPHA, shared_updates=shared_updates))
+        sim = Simulator(graph, params)
+        pres = sim.present(x, y, FaZIL(alpha=ALPHA, shared_updates=shared_updates))
         pres.advance(2)  # steps 0 and 1: h3 fired at t = 1
-        w_hh = pres.sim.params["rnn.weight_hh"]
+        w_hh = sim.params["rnn.weight_hh"]
         assert (abs(w_hh - params["rnn.weight_hh"]).max() > 0) == changed_after_step_1
         pres.advance(n)
         assert pres.finished

@@ -23,28 +23,45 @@ from neurosim.engine import Simulator
 from neurosim.graph import cnn, mlp
 from neurosim.rules import FaZIL, FixedPred, StrictPC, ZIL
 
-VALUE_FIELDS = ("v", "vhat")
-ERROR_FIELDS = ("mu", "eps")  # per error neuron
-COMPARTMENT_FIELDS = ("a", "g")  # per compartment of an error neuron
+VALUE_FIELDS = ("v", "vhat")  # per value neuron
+ERROR_FIELDS = ("mu", "eps", "last_change", "mu0", "spent")  # per error neuron
+COMPARTMENT_FIELDS = ("a", "g", "pending")  # per compartment of an error neuron
 
 
-def _reach(net, kind, index, emitted):
-    """Neurons a poke may reach within one tick: (value neurons, error neurons).
+def _poke(array, row):
+    """Change one row of a neuron's own state, whatever its type."""
+    if array.dtype == np.uint8:
+        array[row] ^= 1
+    elif array.dtype.kind == "i":
+        array[row] += 3
+    else:
+        array[row] += 0.5
 
-    ``emitted`` tells whether the poked error neuron's messages of this tick differ
-    from the untouched twin's; if they do not, nobody else may notice the poke.
+
+def _reach(graph, net, kind, index, emitted):
+    """Neurons a poke may reach within one tick: (value neurons, error neurons), read off
+    the networkx graph, not the netlist under test.
+
+    An error neuron of vertex ``V`` at position ``p`` speaks to its own value neuron
+    (``V``, ``p``) and, through its synapses, to value neurons of ``V``'s parents in the
+    graph (every position of each parent: the op decides which, the graph's edges bound
+    it); with unit delays both read it in the value stage of the same tick. A value
+    neuron's messages are read at the next tick. ``emitted`` tells whether the poked
+    error neuron's messages of this tick differ from the untouched twin's; if they do
+    not, nobody else may notice the poke.
     """
     if kind == "value":
         return {index}, set()
     if not emitted:
         return set(), {index}
-    synapses = range(net.in_ptr[net.e_comp_ptr[index]], net.in_ptr[net.e_comp_ptr[index + 1]])
-    parents = {int(net.s_pre[s]) for s in synapses if net.s_delay[s] == 1}
-    own = {int(net.e_value[index])} if net.own_delay[index] == 1 else set()
-    return parents | own, {index}
+    vertex, pos = net.where("error", index)
+    values = {net.value_neuron(vertex, pos)}
+    for parent in graph.predecessors(vertex):
+        values |= {net.value_neuron(parent, q) for q in range(graph.nodes[parent]["size"])}
+    return values, {index}
 
 
-def _others_equal(s1, s2, net, kind, index):
+def _others_equal(graph, s1, s2, net, kind, index):
     emitted = False
     if kind == "error":
         D = s1.e_line.shape[0]
@@ -53,7 +70,7 @@ def _others_equal(s1, s2, net, kind, index):
             not np.array_equal(getattr(s1, line)[d, rows], getattr(s2, line)[d, rows])
             for line, rows in (("e_line", index), ("mu_line", index), ("g_line", comps)) for d in range(D)
         )
-    values, errors = _reach(net, kind, index, emitted)
+    values, errors = _reach(graph, net, kind, index, emitted)
     compartments = {c for i in errors for c in range(net.e_comp_ptr[i], net.e_comp_ptr[i + 1])}
     for names, allowed, what in ((VALUE_FIELDS, values, "value"), (ERROR_FIELDS, errors, "error"),
                                  (COMPARTMENT_FIELDS, compartments, "compartment")):
@@ -80,8 +97,9 @@ GRAPHS = {
                                   FaZIL(alpha=0.1, ticks=6), ZIL(alpha=0.1)])
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_light_cone_of_one_tick(rule, name):
-    """Every neuron and compartment poked in turn, on MLPs and on graphs with products,
-    max-pooling and LSTM cells (whose shared weights change only at the end of a tick)."""
+    """Every field of every neuron's and compartment's own state poked in turn, on MLPs
+    and on graphs with products, max-pooling and LSTM cells (whose shared weights change
+    only at the end of a tick)."""
     g = GRAPHS[name]()
     if name == "lstm-gates" and isinstance(rule, (ZIL, FaZIL)):
         pytest.skip("Z-IL is not defined on the gate-level LSTM")
@@ -98,9 +116,9 @@ def test_light_cone_of_one_tick(rule, name):
         targets += [("error", int(net.c_err[c]), c, f) for c in range(net.n_compartments) for f in COMPARTMENT_FIELDS]
         for kind, neuron, row, field in targets:
             twin = copy.deepcopy(pres)
-            getattr(twin.sim.state, field)[row] += 0.5  # own state changed, nothing emitted
+            _poke(getattr(twin.engine.state, field), row)  # own state changed, nothing emitted
             twin.advance(1)
-            problem = _others_equal(twin.sim.state, untouched.sim.state, net, kind, neuron)
+            problem = _others_equal(g, twin.engine.state, untouched.engine.state, net, kind, neuron)
             assert problem is None, f"poking {field}[{row}] of {kind} neuron {neuron}: {problem}"
 
 
@@ -114,9 +132,10 @@ def test_light_cone_is_sensitive():
     untouched = copy.deepcopy(pres)
     untouched.advance(1)
     twin = copy.deepcopy(pres)
-    j = twin.sim.netlist.value_neuron("layer1", 0)
-    slot = (twin.sim.tick - 1) % twin.sim.state.v_line.shape[0]
-    twin.sim.state.v_line[slot, j] += 0.5  # the message its error neuron will read
-    twin.sim.state.err_wake_own[twin.sim.tick % twin.sim.state.v_line.shape[0], twin.sim.netlist.v_err[j]] = 1
+    engine = twin.engine
+    j = engine.netlist.value_neuron("layer1", 0)
+    slot = (engine.tick - 1) % engine.state.v_line.shape[0]
+    engine.state.v_line[slot, j] += 0.5  # the message its error neuron will read
+    engine.state.err_wake_own[engine.tick % engine.state.v_line.shape[0], engine.netlist.v_err[j]] = 1
     twin.advance(1)
-    assert _others_equal(twin.sim.state, untouched.sim.state, twin.sim.netlist, "value", j) is not None
+    assert _others_equal(g, engine.state, untouched.engine.state, engine.netlist, "value", j) is not None

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from neurosim.engine import Simulator
-from neurosim.engine.loop import run_ticks_parallel
+from neurosim.engine.driver import run_ticks_parallel
 from neurosim.graph import mlp
 from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
 

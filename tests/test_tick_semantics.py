@@ -1,4 +1,4 @@
-"""One test per clause of the tick semantics (the docstring of ``neurosim.engine.loop``)."""
+"""One test per clause of the tick semantics (the docstring of ``neurosim.engine.semantics``)."""
 
 import copy
 
@@ -104,7 +104,7 @@ def test_S2_heterogeneous_delays_follow_the_delay_rule(convention):
     # the delays matter: the same run with unit delays is different
     plain = Simulator(g, p).present(x, y, StrictPC(alpha=0.1, eta=0.3, n=40))
     plain.advance(15)
-    assert not np.allclose(plain.sim.state.v, sim.state.v)
+    assert not np.allclose(plain.engine.state.v, sim.state.v)
 
 
 @pytest.mark.parametrize("rule", [StrictPC(alpha=0.1, eta=0.3, n=9), FaZIL(alpha=0.1, t_d=2, ticks=9),

@@ -1,9 +1,14 @@
-"""The event loop and its Python handle.
+"""The event loop and its Python handle, cut at its seams (``docs/architecture.md``).
 
-:mod:`neurosim.engine.loop` holds the tick semantics and the numba kernels,
-:mod:`neurosim.engine.kernels` the array bundles they take,
-:mod:`neurosim.engine.state` the allocation of neuron state and message lines, and
-:mod:`neurosim.engine.simulator` the :class:`Simulator` a user drives.
+:mod:`~neurosim.engine.semantics` states the tick contract (S1..S8);
+:mod:`~neurosim.engine.neurons` holds the neuron updates, :mod:`~neurosim.engine.ring`
+the ring transport and the stage loops, :mod:`~neurosim.engine.plasticity` and
+:mod:`~neurosim.engine.observers` the end of a tick and what is recorded,
+:mod:`~neurosim.engine.driver` the stage order, :mod:`~neurosim.engine.bundles` the
+arrays they take, :mod:`~neurosim.engine.backend` the compiler that runs them,
+:mod:`~neurosim.engine.policy` the rules as data, :mod:`~neurosim.engine.handle` and
+:mod:`~neurosim.engine.presentation` one presentation, and
+:mod:`~neurosim.engine.simulator` the :class:`Simulator` a user drives.
 """
 
 import os

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurosim.compile.netlist import Netlist
-from neurosim.engine.kernels import NetArrays, StateArrays
+from neurosim.engine.bundles import NetArrays, StateArrays
 
 
 def net_arrays(net: Netlist) -> NetArrays:
