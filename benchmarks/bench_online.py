@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 batch, labels.get(name, name), common.fmt(m["ms_per_batch"]), common.fmt(m["ms_per_sample"]),
                 common.fmt(ratio),
                 "-" if target is None else (f"<= {target}: " + ("yes" if ratio <= target else "no")),
-                "-" if paper is None else common.fmt(paper), f"{100 * m['summary_seconds_per_batch']['rel_spread']:.0f}",
+                "-" if paper is None else common.fmt(paper),
+                f"{100 * m['summary_seconds_per_batch']['rel_spread']:.0f}",
             ])
     print()
     print(common.table(
