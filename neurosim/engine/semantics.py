@@ -27,11 +27,11 @@ S3. **Phase A, then phase B.** Within a stage every neuron computes from what it
     are visited cannot change the result (``Schedule.reverse`` checks this).
 S4. **Who computes.** A neuron computes in a stage when a message arrived for it
     then, when the rule's schedule names it (Z-IL's trigger, the end of IL's or Strict
-    PC's relaxation, every step of iPC), or, for a value neuron, when its last update moved it (it is
-    not at rest). Every other neuron keeps its state: by construction recomputing it
-    would give the same bits (``Schedule.all_active`` checks this). Likewise an error
-    neuron recomputes its weighted input only when one of its synapses received a
-    message or changed, not when only its own value neuron spoke.
+    PC's relaxation, every step of iPC), or, for a value neuron, when its last update
+    moved it (it is not at rest). Every other neuron keeps its state: by construction
+    recomputing it would give the same bits (``Schedule.all_active`` checks this).
+    Likewise an error neuron recomputes its weighted input only when one of its
+    synapses received a message or changed, not when only its own value neuron spoke.
 S5. **Silence.** A neuron whose output did not change (in any lane of the
     mini-batch) emits nothing.
 S6. **Plasticity.** The error stage decides, from the same state ``t`` as the
