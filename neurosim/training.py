@@ -84,7 +84,8 @@ _RULE_OPTIONS = ("t_d", "ticks", "gamma", "t_c", "eta", "n")
 _MLP_OPTIONS = ("hidden", "activation", "convention", "loss")
 _DTYPES = ("float64", "float32")
 _NUMBERS = ("lr", "gamma", "eta")
-_INFERENCE_STEP = {"il": "gamma", "zil": "gamma", "fazil": "gamma", "strict": "eta", "fixedpred": "eta"}
+_INFERENCE_STEP = {"il": "gamma", "zil": "gamma", "fazil": "gamma", "strict": "eta", "fixedpred": "eta",
+                   "ipc": "gamma"}
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -55,11 +55,11 @@ def warm_engine() -> None:
     minute on a cold cache) is not a case's time."""
     from neurosim.engine import Simulator
     from neurosim.graph import mlp
-    from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+    from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
     for dtype in (np.float64, np.float32):
         sim = Simulator(mlp([2, 2, 2]), dtype=dtype)
-        for rule in (IL(t_c=1), ZIL(), FaZIL(), StrictPC(n=1), FixedPred()):
+        for rule in (IL(t_c=1), ZIL(), FaZIL(), StrictPC(n=1), FixedPred(), IPC(ticks=2)):
             sim.learn(np.ones((1, 2)), np.ones((1, 2)), rule)
 
 

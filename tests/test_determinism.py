@@ -7,10 +7,10 @@ from exact_backprop import rel_err
 from neurosim.engine import Simulator
 from neurosim.graph import mlp
 from neurosim.params import init_params
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 RULES = [IL(alpha=0.1, gamma=0.3, t_c=9), ZIL(alpha=0.1), FaZIL(alpha=0.1, t_d=2, ticks=7),
-         StrictPC(alpha=0.1, eta=0.4, n=8), FixedPred(alpha=0.1)]
+         StrictPC(alpha=0.1, eta=0.4, n=8), FixedPred(alpha=0.1), IPC(alpha=0.1, gamma=0.3, ticks=9)]
 
 
 def _data(seed=0):

@@ -21,7 +21,7 @@ from neurosim.errors import GraphError
 from neurosim.graph import cnn, exact_steps, lstm, rnn
 from neurosim.reference.backprop import gradients
 from neurosim.reference.rules import run_rule
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 ALPHA = 0.05
 GRAPHS = {
@@ -49,7 +49,7 @@ def _rules(name: str, graph) -> list:
     if name not in NO_TRIGGER:
         rules += [ZIL(alpha=ALPHA), ZIL(alpha=ALPHA, gamma=0.5), ZIL(alpha=ALPHA, shared_updates="immediate"),
                   FaZIL(alpha=ALPHA), FaZIL(alpha=ALPHA, ticks=n + 3), FaZIL(alpha=ALPHA, ticks=n + 3, detector="feedback")]
-    return rules
+    return rules + [IPC(alpha=ALPHA, gamma=0.2, ticks=n + 3)]
 
 
 def _compare(graph, params, x, y, rule) -> None:

@@ -29,7 +29,7 @@ from neurosim.errors import GraphError
 from neurosim.graph import mlp, validate_graph
 from neurosim.graph.spec import COMMON_ATTRIBUTES, OP_ATTRIBUTES, OPS
 from neurosim.params import init_params
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 BASES = {
     "mlp-post": mlp([3, 4, 2]),
@@ -43,7 +43,8 @@ BASES = {
     "every-op": gc.every_op_dag(),
 }
 KNOWN_KEYS = sorted(set(COMMON_ATTRIBUTES).union(*OP_ATTRIBUTES.values()))
-RULES = (IL(alpha=0.01, t_c=2), ZIL(alpha=0.01), FaZIL(alpha=0.01), StrictPC(alpha=0.01, n=2), FixedPred(alpha=0.01))
+RULES = (IL(alpha=0.01, t_c=2), ZIL(alpha=0.01), FaZIL(alpha=0.01), StrictPC(alpha=0.01, n=2), FixedPred(alpha=0.01),
+         IPC(alpha=0.01, ticks=2))
 
 #: plausible values of the known attributes (so that edits also produce valid graphs)
 plausible = st.one_of(
@@ -116,7 +117,7 @@ def _exercise(g: nx.DiGraph, rule_index: int) -> None:
 
 
 @fuzz_settings(400)
-@given(base=st.sampled_from(sorted(BASES)), n_edits=st.integers(1, 3), rule=st.integers(0, 4), data=st.data())
+@given(base=st.sampled_from(sorted(BASES)), n_edits=st.integers(1, 3), rule=st.integers(0, len(RULES) - 1), data=st.data())
 def test_fuzz_malformed_graphs(base: str, n_edits: int, rule: int, data: st.DataObject) -> None:
     g = copy.deepcopy(BASES[base])
     for _ in range(n_edits):

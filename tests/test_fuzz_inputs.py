@@ -29,7 +29,7 @@ from neurosim.graph import mlp
 from neurosim.params import check_params, from_sequential, init_params
 from neurosim.reference import backprop
 from neurosim.reference.rules import run_rule
-from neurosim.rules import BP, IL, RULES, ZIL, FaZIL, FixedPred, StrictPC, make_rule
+from neurosim.rules import BP, IL, IPC, RULES, ZIL, FaZIL, FixedPred, StrictPC, make_rule
 
 GRAPHS = {"mlp": lambda: mlp([3, 4, 2]), "mlp-ce": lambda: mlp([3, 4, 3], loss="ce", convention="pre"),
           "cnn": gc.cnn, "every-op": gc.every_op_dag}
@@ -263,7 +263,7 @@ def test_fuzz_rule_settings(data: st.DataObject) -> None:
     keys = data.draw(st.lists(st.one_of(st.sampled_from(OPTION_NAMES), st.text(min_size=1, max_size=5)), max_size=3))
     options = {k: _option_value(data) for k in keys}
     options.setdefault("alpha", data.draw(st.one_of(st.just(0.01), st.just(np.float32(0.01)))))
-    direct = data.draw(st.sampled_from([None, IL, ZIL, FaZIL, StrictPC, FixedPred, BP]))
+    direct = data.draw(st.sampled_from([None, IL, ZIL, FaZIL, StrictPC, FixedPred, IPC, BP]))
     g, params, sim, x, y = _setup("mlp")
     built: list = []
 
@@ -319,6 +319,7 @@ ISSUE_CASES = {
     "empty batch (predict)": lambda g, p, s, x, y: s.predict(x[:0]),
     "FaZIL ticks 1e9": lambda g, p, s, x, y: s.learn(x, y, FaZIL(alpha=0.1, ticks=10**9)),
     "IL t_c 1e9": lambda g, p, s, x, y: s.learn(x, y, IL(alpha=0.1, t_c=10**9)),
+    "IPC ticks 1e9": lambda g, p, s, x, y: s.learn(x, y, IPC(alpha=0.1, ticks=10**9)),
     "own_delay 1e6": lambda g, p, s, x, y: Simulator(g, own_delay=10**6),
     "IDX shape with a zero": lambda g, p, s, x, y: parse_idx(bytes([0, 0, 8, 3]) + np.asarray([0, 2**32 - 1, 9], ">u4").tobytes()),
     "one_hot of 2**64 classes": lambda g, p, s, x, y: one_hot(np.array([1]), 2**64),

@@ -21,7 +21,7 @@ import pytest
 import graph_cases as gc
 from neurosim.engine import Simulator
 from neurosim.graph import cnn, mlp
-from neurosim.rules import FaZIL, FixedPred, StrictPC, ZIL
+from neurosim.rules import IPC, FaZIL, FixedPred, StrictPC, ZIL
 
 VALUE_FIELDS = ("v", "vhat")  # per value neuron
 ERROR_FIELDS = ("mu", "eps", "last_change", "mu0", "spent")  # per error neuron
@@ -94,7 +94,7 @@ GRAPHS = {
 
 
 @pytest.mark.parametrize("rule", [StrictPC(alpha=0.1, eta=0.3, n=6), FixedPred(alpha=0.1, n=4),
-                                  FaZIL(alpha=0.1, ticks=6), ZIL(alpha=0.1)])
+                                  FaZIL(alpha=0.1, ticks=6), ZIL(alpha=0.1), IPC(alpha=0.1, gamma=0.3, ticks=6)])
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_light_cone_of_one_tick(rule, name):
     """Every field of every neuron's and compartment's own state poked in turn, on MLPs

@@ -12,10 +12,10 @@ from neurosim.engine import Simulator
 from neurosim.errors import ConfigError
 from neurosim.graph import mlp, trigger_steps
 from neurosim.monitors import Monitor
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 RULES = [ZIL(alpha=0.1), FaZIL(alpha=0.1), FaZIL(alpha=0.1, detector="feedback"), IL(alpha=0.1, t_c=5),
-         StrictPC(alpha=0.1, n=6), FixedPred(alpha=0.1)]
+         StrictPC(alpha=0.1, n=6), FixedPred(alpha=0.1), IPC(alpha=0.1, gamma=0.3, ticks=6)]
 
 
 def _problem(seed: int = 0, batch: int = 2):
@@ -103,6 +103,25 @@ def test_fazil_and_il_timeline_causes():
     _run(g, IL(alpha=0.1, t_c=7), x, y, il, presentations=1)
     assert set(il.table("plasticity")["step"].tolist()) == {7}
     assert set(il.table("plasticity")["cause"].tolist()) == {2}
+
+
+def test_ipc_timeline_every_synapse_at_every_step():
+    """iPC: every parameter changes at every step ``0 .. ticks-1``, caused by the schedule,
+    and the timeline adds up to the presentation's update."""
+    g = mlp([3, 5, 4, 2], activation="tanh")
+    x, y = _problem()
+    mon = Monitor(plasticity=True)
+    sim, results = _run(g, IPC(alpha=0.1, gamma=0.3, ticks=5), x, y, mon, presentations=1)
+    pl = mon.table("plasticity")
+    net = sim.netlist
+    assert set(pl["cause"].tolist()) == {0}
+    for t in range(5):
+        assert sorted(pl["param"][pl["step"] == t].tolist()) == list(range(net.n_theta))
+    total = np.zeros(net.n_theta)
+    np.add.at(total, pl["param"], pl["delta"])
+    for name, (off, shape) in net.param_index.items():
+        np.testing.assert_allclose(total[off : off + int(np.prod(shape))].reshape(shape),
+                                   results[0].updates[name], rtol=1e-12, atol=1e-15)
 
 
 def test_shared_recurrent_weights_apply_after_their_last_trigger():

@@ -7,7 +7,7 @@ import pytest
 from neurosim.engine import Simulator
 from neurosim.engine.driver import run_ticks_parallel
 from neurosim.graph import mlp
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 THREADS = [t for t in (2, 3, 4) if t <= numba.config.NUMBA_NUM_THREADS]
 
@@ -28,7 +28,8 @@ def _run(rule, threads, convention, loss):
 
 @pytest.mark.skipif(not THREADS, reason="numba has a single thread here")
 @pytest.mark.parametrize("rule", [ZIL(alpha=0.1), FaZIL(alpha=0.1, t_d=2, ticks=6), IL(alpha=0.1, gamma=0.3, t_c=7),
-                                  StrictPC(alpha=0.1, eta=0.3, n=6), FixedPred(alpha=0.1)])
+                                  StrictPC(alpha=0.1, eta=0.3, n=6), FixedPred(alpha=0.1),
+                                  IPC(alpha=0.1, gamma=0.3, ticks=6)])
 @pytest.mark.parametrize("convention, loss", [("post", "mse"), ("pre", "ce")])
 def test_parallel_equals_serial(rule, convention, loss):
     serial = _run(rule, 1, convention, loss)

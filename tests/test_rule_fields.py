@@ -19,7 +19,6 @@ import graph_cases as gc
 from neurosim.engine import Simulator
 from neurosim.graph import mlp
 from neurosim.reference.rules import run_rule
-from neurosim.errors import ConfigError
 from neurosim.rules import IL, IPC, RULES, ZIL, BP, FaZIL, FixedPred, StrictPC
 
 A = 0.05
@@ -71,9 +70,6 @@ CASES = {
     (IPC, "ticks"): (_mlp, IPC(alpha=A, ticks=5), IPC(alpha=A, ticks=6)),
     (IPC, "max_energy_ratio"): (_mlp, IPC(alpha=A, ticks=5), IPC(alpha=A, ticks=5, max_energy_ratio=0.5)),
 }
-#: rules the reference has and the event loop does not have yet: the loop's half of the
-#: test must fail with ConfigError until it does (strict: a pass is reported)
-NOT_ON_THE_LOOP = {IPC: "iPC on the event loop follows the engine cut (issue 12)"}
 
 
 def test_every_field_of_every_rule_has_a_case():
@@ -87,10 +83,7 @@ def _outcome(result):
 
 
 @pytest.mark.parametrize("key", [
-    pytest.param(key, id=f"{key[0].name}.{key[1]}", marks=[
-        pytest.mark.xfail(raises=ConfigError, strict=True, reason=NOT_ON_THE_LOOP[key[0]])
-    ] if key[0] in NOT_ON_THE_LOOP else [])
-    for key in sorted(CASES, key=lambda k: (k[0].name, k[1]))
+    pytest.param(key, id=f"{key[0].name}.{key[1]}") for key in sorted(CASES, key=lambda k: (k[0].name, k[1]))
 ])
 def test_the_field_changes_the_reference_and_the_loop_follows(key):
     case, base, changed = CASES[key]

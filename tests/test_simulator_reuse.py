@@ -15,11 +15,11 @@ import pytest
 import graph_cases as gc
 from neurosim.engine import Simulator
 from neurosim.graph import mlp
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 RULES = [ZIL(alpha=0.1), ZIL(alpha=0.1, gamma=0.5), ZIL(alpha=0.1, init_noise=0.2), FaZIL(alpha=0.1),
          FaZIL(alpha=0.1, ticks=7, detector="feedback"), IL(alpha=0.1, gamma=0.3, t_c=4),
-         StrictPC(alpha=0.1, eta=0.3, n=3), FixedPred(alpha=0.1)]
+         StrictPC(alpha=0.1, eta=0.3, n=3), FixedPred(alpha=0.1), IPC(alpha=0.1, gamma=0.3, ticks=4)]
 GRAPHS = {
     "mlp-pre-relu": lambda: mlp([4, 6, 6, 3], activation="relu", convention="pre", loss="mse"),
     "rnn-last": lambda: gc.rnn(3),

@@ -11,7 +11,7 @@ from neurosim.graph import mlp
 from neurosim.params import init_params
 from neurosim.reference import backprop
 from neurosim.reference.rules import run_rule
-from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC
+from neurosim.rules import IL, IPC, ZIL, FaZIL, FixedPred, StrictPC
 
 
 def _problem(sizes=(3, 5, 4, 2), act="tanh", convention="post", batch=2, seed=0):
@@ -108,7 +108,8 @@ def test_S2_heterogeneous_delays_follow_the_delay_rule(convention):
 
 
 @pytest.mark.parametrize("rule", [StrictPC(alpha=0.1, eta=0.3, n=9), FaZIL(alpha=0.1, t_d=2, ticks=9),
-                                  IL(alpha=0.1, gamma=0.2, t_c=7), FixedPred(alpha=0.1)])
+                                  IL(alpha=0.1, gamma=0.2, t_c=7), FixedPred(alpha=0.1),
+                                  IPC(alpha=0.1, gamma=0.2, ticks=7)])
 def test_S3_visiting_order_does_not_matter(rule):
     g, p, x, y = _problem()
     a = Simulator(g, p).learn(x, y, rule)
@@ -117,7 +118,7 @@ def test_S3_visiting_order_does_not_matter(rule):
 
 
 @pytest.mark.parametrize("rule", [StrictPC(alpha=0.1, eta=0.3, n=9), FaZIL(alpha=0.1, t_d=2, ticks=9),
-                                  ZIL(alpha=0.1), FixedPred(alpha=0.1)])
+                                  ZIL(alpha=0.1), FixedPred(alpha=0.1), IPC(alpha=0.1, gamma=0.2, ticks=7)])
 @pytest.mark.parametrize("convention", ["post", "pre"])
 def test_S4_skipping_silent_neurons_changes_nothing(rule, convention):
     g, p, x, y = _problem(act="relu", convention=convention)

@@ -22,7 +22,7 @@ import numpy as np
 from neurosim.activations import act_scalar, dact_scalar
 from neurosim.compile.netlist import KIND_MAX, KIND_MEAN, KIND_PRODUCT, KIND_SINGLE
 from neurosim.engine.bundles import Compartments, ErrorState, Inbox
-from neurosim.engine.semantics import UPDATE_AT_TRIGGER
+from neurosim.engine.semantics import UPDATE_AT_TRIGGER, UPDATE_EVERY_STEP
 
 FEW_LANES = 2  # up to this many samples, sums run lane by lane
 
@@ -174,8 +174,10 @@ def belief_step(v: float, eps: float, feedback: float, slope: float, gamma: floa
 @numba.njit(cache=True, inline="always")
 def scheduled(update_kind: int, trigger: np.ndarray, learning: bool, i: int, t: int) -> bool:
     """Whether the rule's schedule names error neuron ``i`` at learning step ``t`` (IL's
-    ``t_c``, Z-IL's ``t = l``): the rule's control signal, not a message."""
-    return learning and update_kind == UPDATE_AT_TRIGGER and trigger[i] == t
+    ``t_c``, Z-IL's ``t = l``, every step for iPC): the rule's control signal, not a message."""
+    if not learning:
+        return False
+    return update_kind == UPDATE_EVERY_STEP or (update_kind == UPDATE_AT_TRIGGER and trigger[i] == t)
 
 
 @numba.njit(cache=True, inline="always")

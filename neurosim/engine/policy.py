@@ -2,10 +2,10 @@
 knows what each rule means to the event loop.
 
 A policy is data (:class:`~neurosim.engine.bundles.RuleArrays`): when error neurons
-learn (``update_kind``: at a scheduled step, when phi fires, or with held errors at
-the end of relaxation), the per-neuron trigger steps, the detector, the deferral of
-shared parameters' changes, the inference step; plus the number of learning ticks and,
-for Song et al.'s broken C1, the beliefs' perturbation. The kernels branch on these
+learn (``update_kind``: at a scheduled step, when phi fires, with held errors at
+the end of relaxation, or at every step), the per-neuron trigger steps, the detector,
+the deferral of shared parameters' changes, the inference step; plus the number of
+learning ticks and, for Song et al.'s broken C1, the beliefs' perturbation. The kernels branch on these
 values only, never on a rule's type.
 
 Adding a rule: its configuration class in :mod:`neurosim.rules`, and one function here
@@ -31,13 +31,14 @@ from neurosim.engine.semantics import (
     DETECTOR_FEEDBACK,
     DETECTOR_SONG,
     UPDATE_AT_TRIGGER,
+    UPDATE_EVERY_STEP,
     UPDATE_HELD,
     UPDATE_NONE,
     UPDATE_PHI,
 )
 from neurosim.errors import ConfigError
 from neurosim.graph.spec import trigger_steps
-from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
+from neurosim.rules import BP, IL, IPC, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 
 @dataclass(frozen=True)
@@ -204,3 +205,12 @@ def _fixedpred(rule: FixedPred, network: Network) -> Plan:
     n = rule.n if rule.n is not None else network.n_exact
     return Plan(_rule(network, rule, gamma=rule.eta, update_kind=UPDATE_HELD, held_step=n, fixed=True,
                       cause=CAUSE_RELAXED), n + 1)
+
+
+@policy_for(IPC)
+def _ipc(rule: IPC, network: Network) -> Plan:
+    """Every error neuron learns at every step ``t = 0 .. ticks-1`` with its ``g(t)`` and
+    the ``x(t)`` its synapses received; S6's end-of-tick commit gives the reference's
+    timing (feedback through the weights of before the step, the step's change seen at
+    ``t + 1``). Shared parameters take their summed change at every step: no deferral."""
+    return Plan(_rule(network, rule, gamma=rule.gamma, update_kind=UPDATE_EVERY_STEP), rule.ticks)

@@ -27,11 +27,11 @@ S3. **Phase A, then phase B.** Within a stage every neuron computes from what it
     are visited cannot change the result (``Schedule.reverse`` checks this).
 S4. **Who computes.** A neuron computes in a stage when a message arrived for it
     then, when the rule's schedule names it (Z-IL's trigger, the end of IL's or Strict
-    PC's relaxation), or, for a value neuron, when its last update moved it (it is
-    not at rest). Every other neuron keeps its state: by construction recomputing it
-    would give the same bits (``Schedule.all_active`` checks this). Likewise an error
-    neuron recomputes its weighted input only when one of its synapses received a
-    message or changed, not when only its own value neuron spoke.
+    PC's relaxation, every step of iPC), or, for a value neuron, when its last update
+    moved it (it is not at rest). Every other neuron keeps its state: by construction
+    recomputing it would give the same bits (``Schedule.all_active`` checks this).
+    Likewise an error neuron recomputes its weighted input only when one of its
+    synapses received a message or changed, not when only its own value neuron spoke.
 S5. **Silence.** A neuron whose output did not change (in any lane of the
     mini-batch) emits nothing.
 S6. **Plasticity.** The error stage decides, from the same state ``t`` as the
@@ -77,7 +77,7 @@ S8's observers in :mod:`neurosim.engine.observers`; S7's phases in
 """
 
 MODE_PREDICT, MODE_LEARN = 0, 1
-UPDATE_NONE, UPDATE_AT_TRIGGER, UPDATE_PHI, UPDATE_HELD = 0, 1, 2, 3
+UPDATE_NONE, UPDATE_AT_TRIGGER, UPDATE_PHI, UPDATE_HELD, UPDATE_EVERY_STEP = 0, 1, 2, 3, 4
 STATUS_OK, STATUS_DIVERGED, STATUS_QUIET, STATUS_BUFFER_FULL, STATUS_FLUSH = 0, 1, 2, 3, 4
 MSG_VALUE, MSG_ERROR, MSG_FEEDBACK = 0, 1, 2
 CAUSE_SCHEDULE, CAUSE_PHI, CAUSE_RELAXED, CAUSE_DEFERRED = 0, 1, 2, 3
