@@ -123,8 +123,9 @@ OP_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "lstm": ("hidden", "bias", "weights", "biases"),
     "chain": ("ops",),
 }
-#: attributes an edge may carry: ``slice=(start, stop)``, the child reads ``x[start:stop]``
-EDGE_ATTRIBUTES = ("slice",)
+#: attributes an edge may carry: ``slice=(start, stop)``, the child reads ``x[start:stop]``;
+#: ``delay``, the edge's synaptic delay in hops for the asynchronous mode (neurosim.engine.delays)
+EDGE_ATTRIBUTES = ("slice", "delay")
 CONVENTIONS = ("post", "pre")
 LOSSES = ("mse", "ce")
 
