@@ -1,8 +1,9 @@
 """Elementwise activation functions and their derivatives.
 
 Each activation has a name (used in graphs and configs) and an integer code (used
-inside numba kernels, which cannot dispatch on strings). The numpy versions and the
-scalar numba versions implement the same formulas:
+inside numba kernels, which cannot dispatch on strings). The vectorized versions
+(``apply``, ``derivative``: any array namespace ``xp``, see :mod:`neurosim.arrays`) and
+the scalar numba versions (``act_scalar``, ``dact_scalar``) implement the same formulas:
 
 - ``linear``:  f(a) = a,                       f'(a) = 1
 - ``sigmoid``: f(a) = 1 / (1 + exp(-a)),       f'(a) = f(a) (1 - f(a))
@@ -12,9 +13,12 @@ scalar numba versions implement the same formulas:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
+from neurosim.arrays import namespace
 from neurosim.errors import GraphError
 
 ACTIVATIONS: dict[str, int] = {"linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
@@ -31,28 +35,30 @@ def activation_code(name: str, where: str = "") -> int:
         ) from None
 
 
-def apply(name: str, a: np.ndarray) -> np.ndarray:
-    """f(a) for activation ``name``, elementwise (numpy)."""
+def apply(name: str, a: Any, xp: Any = None) -> Any:
+    """f(a) for activation ``name``, elementwise, in array namespace ``xp`` (None: numpy)."""
     code = activation_code(name)
     if code == 0:
         return a.copy()
+    xp = namespace(xp)
     if code == 1:
-        return 1.0 / (1.0 + np.exp(-a))
+        return 1.0 / (1.0 + xp.exp(-a))
     if code == 2:
-        return np.tanh(a)
-    return np.maximum(a, 0.0)
+        return xp.tanh(a)
+    return xp.maximum(a, 0.0)
 
 
-def derivative(name: str, a: np.ndarray) -> np.ndarray:
-    """f'(a) for activation ``name``, elementwise (numpy)."""
+def derivative(name: str, a: Any, xp: Any = None) -> Any:
+    """f'(a) for activation ``name``, elementwise, in array namespace ``xp`` (None: numpy)."""
     code = activation_code(name)
+    xp = namespace(xp)
     if code == 0:
-        return np.ones_like(a)
+        return xp.ones_like(a)
     if code == 1:
-        s = 1.0 / (1.0 + np.exp(-a))
+        s = 1.0 / (1.0 + xp.exp(-a))
         return s * (1.0 - s)
     if code == 2:
-        t = np.tanh(a)
+        t = xp.tanh(a)
         return 1.0 - t * t
     return (a > 0).astype(a.dtype)
 

@@ -28,6 +28,8 @@ and ``x`` the presynaptic signal (``v`` for post, ``act(v)`` for pre).
   forward-pass predictions, Jacobians at the forward pass, output error fixed at
   ``-dL/dvhat``; update from the errors of state ``n - 1`` and the forward-pass inputs.
   With ``eta = 1`` and ``n >= n_exact`` it equals the exact gradient (Theorem 1).
+- :class:`IPC` (Salvatori et al. 2024, incremental PC): ``ticks`` steps in which values
+  (step ``gamma``) and weights (rate ``alpha``) both descend the energy from state ``t``.
 
 A run *diverges* at step ``t`` when an error is not finite, or when the energy
 ``E(t) = 1/2 sum eps^2`` (over all error neurons and samples) exceeds
@@ -237,17 +239,54 @@ class FixedPred(Rule):
             require_steps("n", self.n, 1)
 
 
-RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (BP, IL, ZIL, FaZIL, StrictPC, FixedPred)}
+@dataclass(frozen=True)
+class IPC(Rule):
+    """Incremental predictive coding (Salvatori et al., "A stable, fast, and fully
+    automatic learning algorithm for predictive coding networks", ICLR 2024).
+
+    The weights change at every inference step, together with the values, by the same
+    local gradient of the energy that IL applies once after relaxing. With
+    ``F = sum_hidden 1/2 ||eps_j||^2 + L(mu_out, y)`` (``= 1/2 sum eps^2`` for mse), every
+    step ``t = 0 .. ticks-1`` reads state ``t`` only (errors ``eps(t)`` from the values
+    ``v(t)`` and the weights ``theta(t)``; presynaptic signals ``x(t)``) and applies
+
+        v_j(t+1)     = v_j(t)     + gamma * ( -eps_j(t) + sum_{k in children(j)} J_kj(t)^T eps_k(t) )
+                                  = v_j(t) - gamma * dF/dv_j
+        theta_k(t+1) = theta_k(t) + alpha * J_theta(t)^T eps_k(t)
+                                  = theta_k(t) - alpha * dF/dtheta_k
+
+    (dense: ``dW_k = alpha g_k(t) x_k(t)^T``). Both are computed before either is written
+    (Jacobi in values and weights): the feedback ``J_kj(t)`` carries the weights of
+    before the step's own update. A parameter several vertices share takes the sum of
+    their contributions at every step. State 0 is the forward pass with the target
+    clamped, as for every rule. ``ticks`` defaults to 20 steps with ``gamma = 0.1``,
+    the budget of :class:`IL`'s defaults, so that the two compare at equal cost.
+    """
+
+    gamma: float = 0.1
+    ticks: int = 20
+    max_energy_ratio: float = DEFAULT_MAX_ENERGY_RATIO
+    name = "ipc"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive("gamma", self.gamma)
+        require_steps("ticks", self.ticks, 1)
+
+
+RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (BP, IL, ZIL, FaZIL, StrictPC, FixedPred, IPC)}
 
 
 def make_rule(name: str, **options: object) -> Rule:
-    """Build a rule from its name (``bp``, ``il``, ``zil``, ``fazil``, ``strict``, ``fixedpred``).
+    """Build a rule from its name (``bp``, ``il``, ``zil``, ``fazil``, ``strict``, ``fixedpred``,
+    ``ipc``).
 
     Options not used by that rule are ignored only when they are ``None``; any other
     unknown option raises :class:`ConfigError` naming it.
     """
     key = str(name).lower().replace("-", "").replace("_", "")
-    aliases = {"backprop": "bp", "strictpc": "strict", "pc": "strict", "modpc": "fixedpred"}
+    aliases = {"backprop": "bp", "strictpc": "strict", "pc": "strict", "modpc": "fixedpred",
+               "incremental": "ipc", "incrementalpc": "ipc"}
     key = aliases.get(key, key)
     if key not in RULES:
         raise ConfigError(f"unknown rule {name!r}; choose one of {sorted(RULES)}")

@@ -19,7 +19,8 @@ import graph_cases as gc
 from neurosim.engine import Simulator
 from neurosim.graph import mlp
 from neurosim.reference.rules import run_rule
-from neurosim.rules import IL, RULES, ZIL, BP, FaZIL, FixedPred, StrictPC
+from neurosim.errors import ConfigError
+from neurosim.rules import IL, IPC, RULES, ZIL, BP, FaZIL, FixedPred, StrictPC
 
 A = 0.05
 
@@ -65,7 +66,14 @@ CASES = {
     (FixedPred, "eta"): (_mlp, FixedPred(alpha=A), FixedPred(alpha=A, eta=0.5)),
     (FixedPred, "n"): (_mlp, FixedPred(alpha=A), FixedPred(alpha=A, n=2)),
     (FixedPred, "max_energy_ratio"): (_mlp, FixedPred(alpha=A), FixedPred(alpha=A, max_energy_ratio=0.5)),
+    (IPC, "alpha"): (_mlp, IPC(alpha=A, ticks=5), IPC(alpha=2 * A, ticks=5)),
+    (IPC, "gamma"): (_mlp, IPC(alpha=A, ticks=5), IPC(alpha=A, ticks=5, gamma=0.3)),
+    (IPC, "ticks"): (_mlp, IPC(alpha=A, ticks=5), IPC(alpha=A, ticks=6)),
+    (IPC, "max_energy_ratio"): (_mlp, IPC(alpha=A, ticks=5), IPC(alpha=A, ticks=5, max_energy_ratio=0.5)),
 }
+#: rules the reference has and the event loop does not have yet: the loop's half of the
+#: test must fail with ConfigError until it does (strict: a pass is reported)
+NOT_ON_THE_LOOP = {IPC: "iPC on the event loop follows the engine cut (issue 12)"}
 
 
 def test_every_field_of_every_rule_has_a_case():
@@ -78,7 +86,12 @@ def _outcome(result):
     return flat, result.diverged_at, result.named(result.firings) if hasattr(result, "named") else []
 
 
-@pytest.mark.parametrize("key", sorted(CASES, key=lambda k: (k[0].name, k[1])), ids=lambda k: f"{k[0].name}.{k[1]}")
+@pytest.mark.parametrize("key", [
+    pytest.param(key, id=f"{key[0].name}.{key[1]}", marks=[
+        pytest.mark.xfail(raises=ConfigError, strict=True, reason=NOT_ON_THE_LOOP[key[0]])
+    ] if key[0] in NOT_ON_THE_LOOP else [])
+    for key in sorted(CASES, key=lambda k: (k[0].name, k[1]))
+])
 def test_the_field_changes_the_reference_and_the_loop_follows(key):
     case, base, changed = CASES[key]
     assert [f.name for f in dataclasses.fields(base) if getattr(base, f.name) != getattr(changed, f.name)] == [key[1]]

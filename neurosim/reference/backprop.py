@@ -29,8 +29,11 @@ parent ``p`` and ``dL/dtheta += J_theta^T delta_k`` for every parameter ``k`` re
 (post) or ``delta_k`` (pre), ``dL/dW_k = d_k^T x_k``, ``dL/db_k = sum_b d_k``,
 ``delta_p += d_k W_k`` (post) or ``act_k'(v_p) (d_k W_k)`` (pre).
 
-Every function takes an array namespace ``xp`` (``numpy`` by default, ``cupy`` to run on
-a GPU); arithmetic stays in the dtype of the parameters (float64 or float32).
+Every function takes an array namespace ``xp`` (``None``: numpy; ``cupy`` to run on a
+GPU; :mod:`neurosim.arrays`) and calls no ``numpy`` function on its arrays: data enter
+through ``xp.asarray`` (:func:`check_params`, :func:`check_inputs`,
+:func:`check_targets`) and results are ``xp`` arrays. Arithmetic stays in the dtype of
+the parameters (float64 or float32).
 
 The building blocks :func:`network`, :func:`check_params`, :func:`check_inputs`,
 :func:`check_targets`, :func:`prepare`, :func:`forward_pass`, :func:`linearize_all`,
@@ -48,6 +51,7 @@ from typing import Any
 import networkx as nx
 import numpy
 
+from neurosim.arrays import namespace
 from neurosim.errors import DataError, GraphError, ParameterError
 from neurosim.graph.spec import ParamRef, param_shapes
 from neurosim.graph.validate import validate_graph
@@ -108,13 +112,14 @@ def network(graph: nx.DiGraph) -> Network:
     )
 
 
-def check_params(graph: nx.DiGraph, params: Mapping[str, Array], xp: Any = numpy) -> Params:
+def check_params(graph: nx.DiGraph, params: Mapping[str, Array], xp: Any = None) -> Params:
     """Copies of ``params`` as ``xp`` arrays of one floating dtype, checked against ``graph``.
 
     The dtype is the common dtype of the given arrays (float64 if they are not floating
     point). Raises :class:`ParameterError` naming a missing, unexpected, misshapen or
     non-finite parameter.
     """
+    xp = namespace(xp)
     expected = param_shapes(graph)
     if not isinstance(params, Mapping):
         raise ParameterError(f"parameters must be a dict of arrays, got {type(params).__name__}")
@@ -184,13 +189,14 @@ def _by_vertex(data: Any, vertices: tuple[str, ...], what: str) -> dict[str, Any
     return {vertices[0]: data}
 
 
-def check_inputs(net: Network, x: Any, dtype: Any, xp: Any = numpy) -> dict[str, Array]:
+def check_inputs(net: Network, x: Any, dtype: Any, xp: Any = None) -> dict[str, Array]:
     """The clamped inputs as finite ``(B, size)`` arrays of ``dtype``, keyed by input vertex.
 
     ``x`` is a ``(B, n_in)`` array for a single-input graph or a dict ``{vertex: array}``;
     an input with a ``default`` (an initial state) may be left out and is then filled
     with it. Raises :class:`DataError` naming the vertex and the expected shape.
     """
+    xp = namespace(xp)
     defaults = {v: net.attrs[v].get("default") for v in net.inputs}
     left_out = [v for v, d in defaults.items() if d is not None and not (isinstance(x, Mapping) and v in x)]
     given = tuple(v for v in net.inputs if v not in left_out)
@@ -205,7 +211,7 @@ def check_inputs(net: Network, x: Any, dtype: Any, xp: Any = numpy) -> dict[str,
     return {v: arrays[v] for v in net.inputs}
 
 
-def check_targets(net: Network, y: Any, batch: int, dtype: Any, xp: Any = numpy) -> dict[str, Array]:
+def check_targets(net: Network, y: Any, batch: int, dtype: Any, xp: Any = None) -> dict[str, Array]:
     """The targets as finite ``(batch, size)`` arrays of ``dtype``, keyed by output vertex.
 
     ``y`` is a ``(B, n_out)`` array for a single-output graph or a dict ``{vertex: array}``.
@@ -213,6 +219,7 @@ def check_targets(net: Network, y: Any, batch: int, dtype: Any, xp: Any = numpy)
     summing to 1 within ``sqrt(machine epsilon)``), e.g. one-hot, so that
     ``y - softmax(mu)`` is exactly ``-dL/dmu``. Raises :class:`DataError` naming the vertex.
     """
+    xp = namespace(xp)
     arrays = {
         v: _data_array(value, v, "target", net.attrs[v]["size"], dtype, xp)
         for v, value in _by_vertex(y, net.outputs, "output").items()
@@ -240,15 +247,17 @@ def _log_softmax(mu: Array, xp: Any) -> Array:
     return z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
 
 
-def output_error(loss_name: str, mu: Array, y: Array, xp: Any = numpy) -> Array:
+def output_error(loss_name: str, mu: Array, y: Array, xp: Any = None) -> Array:
     """``-dL/dmu`` of an output: ``y - mu`` (mse) or ``y - softmax(mu)`` (ce)."""
+    xp = namespace(xp)
     if loss_name == "mse":
         return y - mu
     return y - xp.exp(_log_softmax(mu, xp))
 
 
-def loss_terms(loss_name: str, mu: Array, y: Array, xp: Any = numpy) -> Array:
+def loss_terms(loss_name: str, mu: Array, y: Array, xp: Any = None) -> Array:
     """The summed loss of one output as a 0-d array: mse ``1/2 sum (mu-y)^2``, ce ``-sum y log_softmax(mu)``."""
+    xp = namespace(xp)
     if loss_name == "mse":
         diff = mu - y
         return 0.5 * xp.sum(diff * diff)
@@ -256,18 +265,20 @@ def loss_terms(loss_name: str, mu: Array, y: Array, xp: Any = numpy) -> Array:
 
 
 def linearize_all(
-    net: Network, params: Params, values: Mapping[str, Array], xp: Any = numpy
+    net: Network, params: Params, values: Mapping[str, Array], xp: Any = None
 ) -> dict[str, Linearization]:
     """Every non-input vertex's prediction from the parents' ``values`` (one state, in parallel)."""
+    xp = namespace(xp)
     return {
         k: linearize(net.nodes[k], params, [values[p] for p in net.nodes[k].parents], xp) for k in net.vertices
     }
 
 
 def forward_pass(
-    net: Network, params: Params, inputs: Mapping[str, Array], xp: Any = numpy
+    net: Network, params: Params, inputs: Mapping[str, Array], xp: Any = None
 ) -> tuple[dict[str, Array], dict[str, Linearization]]:
     """The forward pass: every value ``v_k = mu_k`` (inputs clamped) and every vertex's linearization."""
+    xp = namespace(xp)
     values: dict[str, Array] = dict(inputs)
     lins: dict[str, Linearization] = {}
     for k in net.vertices:
@@ -294,7 +305,7 @@ def _public_states(
 
 
 def forward(
-    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, xp: Any = numpy
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, xp: Any = None
 ) -> dict[str, dict[str, Array]]:
     """The forward pass (state 0 of every PC rule, before the target is clamped).
 
@@ -308,7 +319,7 @@ def forward(
     x
         ``(B, n_in)`` for a single-input graph, or ``{input_vertex: (B, size)}``.
     xp
-        Array namespace (``numpy`` or ``cupy``).
+        Array namespace: None (numpy) or ``cupy``; the returned arrays are ``xp`` arrays.
 
     Returns
     -------
@@ -320,6 +331,7 @@ def forward(
         their presynaptic signal: ``"x"`` (``v_p`` post, ``act(v_p)`` pre) for one
         parent, ``"x_<parent>"`` for each of several.
     """
+    xp = namespace(xp)
     net = network(graph)
     checked = check_params(graph, params, xp)
     values, lins = forward_pass(net, checked, check_inputs(net, x, param_dtype(checked), xp), xp)
@@ -327,9 +339,10 @@ def forward(
 
 
 def prepare(
-    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = None
 ) -> tuple[Network, Params, dict[str, Array], dict[str, Linearization], dict[str, Array]]:
     """Check everything and run the forward pass: ``(network, params, values, linearizations, targets)``."""
+    xp = namespace(xp)
     net = network(graph)
     checked = check_params(graph, params, xp)
     dtype = param_dtype(checked)
@@ -339,18 +352,19 @@ def prepare(
     return net, checked, values, lins, check_targets(net, y, batch, dtype, xp)
 
 
-def loss(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy) -> float:
+def loss(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = None) -> float:
     """The loss ``L`` summed over samples and over every output vertex.
 
     ``y`` is ``(B, n_out)`` for a single-output graph (one-hot rows for ``ce``) or
     ``{output_vertex: array}``.
     """
+    xp = namespace(xp)
     net, _, _, lins, targets = prepare(graph, params, x, y, xp)
     return sum(float(loss_terms(net.attrs[o]["loss"], lins[o].mu, targets[o], xp)) for o in net.outputs)
 
 
 def accumulate(
-    into: Params, vx: Vertex, g: Array, signals: tuple[Array, ...], scale: float, xp: Any = numpy
+    into: Params, vx: Vertex, g: Array, signals: tuple[Array, ...], scale: float, xp: Any = None
 ) -> None:
     """Add ``scale * J_theta^T e`` of vertex ``vx`` (from ``g`` and ``signals``) to ``into``, in place.
 
@@ -358,6 +372,7 @@ def accumulate(
     a reference with a row offset adds to its rows only, and a parameter referenced
     several times (by one vertex or by several) receives the sum.
     """
+    xp = namespace(xp)
     for ref, rows in param_vjps(vx, g, signals, xp):
         _add_rows(into, ref, scale * rows, xp)
 
@@ -366,15 +381,17 @@ def _add_rows(into: Params, ref: ParamRef, rows: Array, xp: Any) -> None:
     into[ref.name][ref.row_offset : ref.row_offset + rows.shape[0]] += rows
 
 
-def zeros_like_params(params: Params, xp: Any = numpy) -> Params:
+def zeros_like_params(params: Params, xp: Any = None) -> Params:
     """A zero array for every parameter (the accumulators of :func:`accumulate`)."""
+    xp = namespace(xp)
     return {n: xp.zeros_like(p) for n, p in params.items()}
 
 
 def backward(
-    net: Network, params: Params, lins: dict[str, Linearization], targets: dict[str, Array], xp: Any = numpy
+    net: Network, params: Params, lins: dict[str, Linearization], targets: dict[str, Array], xp: Any = None
 ) -> dict[str, Array]:
     """``dL/dtheta`` from the forward pass's linearizations, equations in the module docstring."""
+    xp = namespace(xp)
     delta = {o: -output_error(net.attrs[o]["loss"], lins[o].mu, targets[o], xp) for o in net.outputs}
     grads = zeros_like_params(params, xp)
     for k in reversed(net.vertices):
@@ -389,26 +406,29 @@ def backward(
     return grads
 
 
-def gradients(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = numpy) -> dict[str, Array]:
+def gradients(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, xp: Any = None) -> dict[str, Array]:
     """``dL/dtheta`` for every parameter (sums over samples), by reverse-mode backprop.
 
     Returns a dict with the keys and shapes of the parameters, in their dtype.
     """
+    xp = namespace(xp)
     net, checked, _, lins, targets = prepare(graph, params, x, y, xp)
     return backward(net, checked, lins, targets, xp)
 
 
 def sgd_step(
-    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, alpha: float, xp: Any = numpy
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, alpha: float, xp: Any = None
 ) -> dict[str, Array]:
     """One backprop SGD step ``theta - alpha * dL/dtheta``, as new arrays (``params`` is not mutated)."""
+    xp = namespace(xp)
     net, checked, _, lins, targets = prepare(graph, params, x, y, xp)
     grads = backward(net, checked, lins, targets, xp)
     return {name: checked[name] - alpha * grads[name] for name in checked}
 
 
-def predict(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, xp: Any = numpy) -> Array:
+def predict(graph: nx.DiGraph, params: Mapping[str, Array], x: Any, xp: Any = None) -> Array:
     """The prediction ``mu`` of the single output vertex at the forward pass, ``(B, n_out)``."""
+    xp = namespace(xp)
     net = network(graph)
     if len(net.outputs) != 1:
         raise GraphError(f"predict needs a graph with one output; this one has {list(net.outputs)}: use forward()")

@@ -40,7 +40,8 @@ signals (:func:`param_vjps`). The ops:
 A sliced edge (``slice=(start, stop)``) hands the vertex ``x[:, start:stop]``; the VJP
 onto that parent is zero outside the slice.
 
-Every function takes the array namespace ``xp`` (numpy or cupy).
+Every function computes in the array namespace ``xp`` (``None``: numpy; ``cupy`` on a
+GPU; :mod:`neurosim.arrays`) and calls no ``numpy`` function on its arrays.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from typing import Any
 import networkx as nx
 
 from neurosim.activations import apply, derivative
+from neurosim.arrays import namespace
 from neurosim.graph.spec import (
     PARAMETRIZED_OPS,
     ParamRef,
@@ -163,19 +165,19 @@ def _bias_sum(vx: Vertex, params: Mapping[str, Array], n: int) -> Array | float:
     return total
 
 
-def _signal(vx: Vertex, x: Array) -> Array:
+def _signal(vx: Vertex, x: Array, xp: Any) -> Array:
     """``s = x`` (post) or ``act(x)`` (pre)."""
-    return x if vx.attrs["convention"] == "post" else apply(vx.attrs["activation"], x)
+    return x if vx.attrs["convention"] == "post" else apply(vx.attrs["activation"], x, xp)
 
 
-def _post_grad(vx: Vertex, a: Array, e: Array) -> Array:
+def _post_grad(vx: Vertex, a: Array, e: Array, xp: Any) -> Array:
     """``g = act'(a) e`` (post) or ``e`` (pre)."""
-    return derivative(vx.attrs["activation"], a) * e if vx.attrs["convention"] == "post" else e
+    return derivative(vx.attrs["activation"], a, xp) * e if vx.attrs["convention"] == "post" else e
 
 
-def _pre_factor(vx: Vertex, x: Array, back: Array) -> Array:
+def _pre_factor(vx: Vertex, x: Array, back: Array, xp: Any) -> Array:
     """A pre-convention input VJP carries ``act'(x)``; a post one is unchanged."""
-    return back if vx.attrs["convention"] == "post" else derivative(vx.attrs["activation"], x) * back
+    return back if vx.attrs["convention"] == "post" else derivative(vx.attrs["activation"], x, xp) * back
 
 
 # --- image geometry -------------------------------------------------------------------
@@ -208,7 +210,7 @@ def _image(x: Array, shape: tuple[int, ...]) -> Array:
 
 
 def linearize(
-    vx: Vertex, params: Mapping[str, Array], inputs: list[Array] | tuple[Array, ...], xp: Any
+    vx: Vertex, params: Mapping[str, Array], inputs: list[Array] | tuple[Array, ...], xp: Any = None
 ) -> Linearization:
     """The prediction ``mu`` of ``vx`` from its parents' values ``inputs`` (flat arrays).
 
@@ -217,6 +219,7 @@ def linearize(
     their linearizations (``cache["members"]``); its ``signals`` and ``a`` are those of
     its parametrized op.
     """
+    xp = namespace(xp)
     cuts = vx.slices or (None,) * len(inputs)
     inputs = tuple(x if cut is None else x[:, cut[0] : cut[1]] for x, cut in zip(inputs, cuts))
     op = vx.op
@@ -228,15 +231,15 @@ def linearize(
         inner = lins[vx.weighted] if vx.weighted >= 0 else Linearization(mu=None, inputs=())
         return Linearization(mu=xs[0], inputs=inputs, signals=inner.signals, a=inner.a, cache={"members": lins})
     if op == "dense":
-        signals = tuple(_signal(vx, x) for x in inputs)
+        signals = tuple(_signal(vx, x, xp) for x in inputs)
         a = _bias_sum(vx, params, vx.size)
         for s, ref in zip(signals, vx.weights):
             a = a + s @ _rows(params, ref, vx.size).T
-        mu = apply(vx.attrs["activation"], a) if vx.attrs["convention"] == "post" else a
+        mu = apply(vx.attrs["activation"], a, xp) if vx.attrs["convention"] == "post" else a
         return Linearization(mu=mu, inputs=inputs, signals=signals, a=a)
     if op == "conv2d":
         (x,) = inputs
-        s = _signal(vx, x)
+        s = _signal(vx, x, xp)
         (kh, kw), stride, padding, out_hw = _windows(vx)
         out_c = vx.shape[0]
         w = _rows(params, vx.weights[0], out_c)
@@ -249,7 +252,7 @@ def linearize(
         if vx.biases:
             a = a + bias[None, :, None, None]
         a = a.reshape(x.shape[0], vx.size)
-        mu = apply(vx.attrs["activation"], a) if vx.attrs["convention"] == "post" else a
+        mu = apply(vx.attrs["activation"], a, xp) if vx.attrs["convention"] == "post" else a
         return Linearization(mu=mu, inputs=inputs, signals=(s,), a=a)
     if op in ("avgpool", "maxpool"):
         (x,) = inputs
@@ -272,15 +275,15 @@ def linearize(
     if op == "flatten":
         return Linearization(mu=inputs[0], inputs=inputs)
     if op == "activation":
-        return Linearization(mu=apply(vx.attrs["activation"], inputs[0]), inputs=inputs)
+        return Linearization(mu=apply(vx.attrs["activation"], inputs[0], xp), inputs=inputs)
     if op == "sum":
         a = inputs[0]
         for x in inputs[1:]:
             a = a + x
-        return Linearization(mu=apply(vx.attrs.get("activation", "linear"), a), inputs=inputs, a=a)
+        return Linearization(mu=apply(vx.attrs.get("activation", "linear"), a, xp), inputs=inputs, a=a)
     if op == "product":
         acts = _factor_activations(vx)
-        factors = tuple(apply(f, x) for f, x in zip(acts, inputs))
+        factors = tuple(apply(f, x, xp) for f, x in zip(acts, inputs))
         mu = 0.0
         for m in range(0, len(factors), 2):
             mu = mu + factors[m] * factors[m + 1]
@@ -313,12 +316,12 @@ def _lstm_forward(vx: Vertex, params: Mapping[str, Array], inputs: tuple[Array, 
     gates = _bias_sum(vx, params, 4 * hidden)
     for s, ref in zip(signals, vx.weights):
         gates = gates + s @ _rows(params, ref, 4 * hidden).T
-    i = apply("sigmoid", gates[:, :hidden])
-    f = apply("sigmoid", gates[:, hidden : 2 * hidden])
-    g = apply("tanh", gates[:, 2 * hidden : 3 * hidden])
-    o = apply("sigmoid", gates[:, 3 * hidden :])
+    i = apply("sigmoid", gates[:, :hidden], xp)
+    f = apply("sigmoid", gates[:, hidden : 2 * hidden], xp)
+    g = apply("tanh", gates[:, 2 * hidden : 3 * hidden], xp)
+    o = apply("sigmoid", gates[:, 3 * hidden :], xp)
     c = f * c_prev + i * g
-    tanh_c = apply("tanh", c)
+    tanh_c = apply("tanh", c, xp)
     h = o * tanh_c
     cache = {"i": i, "f": f, "g": g, "o": o, "c_prev": c_prev, "tanh_c": tanh_c}
     return Linearization(mu=xp.concatenate([h, c], axis=1), inputs=inputs, signals=signals, a=gates, cache=cache)
@@ -356,24 +359,26 @@ def _chain_back(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: 
     return e
 
 
-def preact_grad(vx: Vertex, lin: Linearization, e: Array, xp: Any) -> Array:
+def preact_grad(vx: Vertex, lin: Linearization, e: Array, xp: Any = None) -> Array:
     """``g = J_a^T e`` of a parametrized vertex: the error-neuron factor of its updates.
 
     For a chain, ``e`` is first pulled back through the ops after its parametrized op."""
+    xp = namespace(xp)
     if vx.op == "chain":
         inner = vx.members[vx.weighted]
         return preact_grad(inner, lin.cache["members"][vx.weighted], _chain_back(vx, {}, lin, e, vx.weighted, xp), xp)
     if vx.op == "lstm":
         return _lstm_backward(vx, lin, e, xp)[0]
-    return _post_grad(vx, lin.a, e)
+    return _post_grad(vx, lin.a, e, xp)
 
 
-def param_vjps(vx: Vertex, g: Array, signals: tuple[Array, ...], xp: Any) -> list[tuple[ParamRef, Array]]:
+def param_vjps(vx: Vertex, g: Array, signals: tuple[Array, ...], xp: Any = None) -> list[tuple[ParamRef, Array]]:
     """``J_theta^T e`` as ``(reference, rows)`` pairs, from ``g`` and the presynaptic ``signals``.
 
     Each pair gives the rows ``ref.row_offset ...`` of parameter ``ref.name``; a
     parameter referenced several times gets the sum of its pairs.
     """
+    xp = namespace(xp)
     if vx.op == "chain":
         return param_vjps(vx.members[vx.weighted], g, signals, xp)
     if vx.op == "conv2d":
@@ -393,10 +398,13 @@ def param_vjps(vx: Vertex, g: Array, signals: tuple[Array, ...], xp: Any) -> lis
     return out + [(ref, db) for ref in vx.biases]
 
 
-def input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: Array, xp: Any) -> list[Array]:
+def input_vjps(
+    vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: Array, xp: Any = None
+) -> list[Array]:
     """``J_kp^T e`` for every parent ``p`` of ``vx``, flat ``(B, size_p)``, in input order.
 
     Through a sliced edge the VJP is zero outside the slice (the parent's full size)."""
+    xp = namespace(xp)
     if vx.op == "chain":
         lins = lin.cache["members"]
         back = _input_vjps(vx.members[0], params, lins[0], _chain_back(vx, params, lin, e, 0, xp), xp)
@@ -414,15 +422,15 @@ def _input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: 
     op = vx.op
     batch = e.shape[0]
     if op == "dense":
-        g = _post_grad(vx, lin.a, e)
+        g = _post_grad(vx, lin.a, e, xp)
         return [
-            _pre_factor(vx, x, g @ _rows(params, ref, vx.size)) for x, ref in zip(lin.inputs, vx.weights)
+            _pre_factor(vx, x, g @ _rows(params, ref, vx.size), xp) for x, ref in zip(lin.inputs, vx.weights)
         ]
     if op == "conv2d":
         (kh, kw), stride, padding, out_hw = _windows(vx)
         out_c = vx.shape[0]
         w = _rows(params, vx.weights[0], out_c)
-        g_img = _image(_post_grad(vx, lin.a, e), vx.shape)
+        g_img = _image(_post_grad(vx, lin.a, e, xp), vx.shape)
         c, h, wd = vx.parent_shapes[0]
         ph, pw = padding
         back = xp.zeros((batch, c, h + 2 * ph, wd + 2 * pw), dtype=e.dtype)
@@ -430,7 +438,7 @@ def _input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: 
             for j in range(kw):
                 back[_offset_slice(i, j, stride, out_hw)] += xp.einsum("bopq,oc->bcpq", g_img, w[:, :, i, j])
         back = back[:, :, ph : ph + h, pw : pw + wd].reshape(batch, c * h * wd)
-        return [_pre_factor(vx, lin.inputs[0], back)]
+        return [_pre_factor(vx, lin.inputs[0], back, xp)]
     if op in ("avgpool", "maxpool"):
         (kh, kw), stride, _, out_hw = _windows(vx)
         e_img = _image(e, vx.shape)
@@ -445,15 +453,15 @@ def _input_vjps(vx: Vertex, params: Mapping[str, Array], lin: Linearization, e: 
     if op == "flatten":
         return [e]
     if op == "activation":
-        return [derivative(vx.attrs["activation"], lin.inputs[0]) * e]
+        return [derivative(vx.attrs["activation"], lin.inputs[0], xp) * e]
     if op == "sum":
-        g = derivative(vx.attrs.get("activation", "linear"), lin.a) * e
+        g = derivative(vx.attrs.get("activation", "linear"), lin.a, xp) * e
         return [g for _ in vx.parents]
     if op == "product":
         acts = _factor_activations(vx)
         factors = lin.cache["factors"]
         partner = [factors[m + 1 if m % 2 == 0 else m - 1] for m in range(len(factors))]
-        return [derivative(f, x) * p * e for f, x, p in zip(acts, lin.inputs, partner)]
+        return [derivative(f, x, xp) * p * e for f, x, p in zip(acts, lin.inputs, partner)]
     if op == "concat":
         out, start = [], 0
         for shape in vx.parent_shapes:

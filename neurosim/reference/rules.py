@@ -81,6 +81,8 @@ The rules
   ``alpha J_theta^T eps(n-1)`` at the forward pass. With ``eta = 1`` and
   ``n >= n_exact`` (``1 +`` the longest path from a parametrized vertex to an output)
   this is the exact negative gradient (Rosenbaum 2022, Theorem 1).
+- ``IPC`` (Salvatori et al. 2024): values and weights both step from state ``t`` at
+  every step; :mod:`neurosim.reference.incremental`.
 
 Divergence
 ----------
@@ -110,6 +112,7 @@ from typing import Any
 import networkx as nx
 import numpy
 
+from neurosim.arrays import namespace, to_numpy
 from neurosim.errors import ConfigError
 from neurosim.graph.spec import exact_steps as n_exact  # FixedPred's default n (a graph property)
 from neurosim.graph.spec import trigger_steps
@@ -124,7 +127,7 @@ from neurosim.reference.backprop import (
     zeros_like_params,
 )
 from neurosim.reference.ops import Linearization, input_vjps, preact_grad
-from neurosim.rules import BP, IL, ZIL, FaZIL, FixedPred, Rule, StrictPC
+from neurosim.rules import BP, IL, IPC, ZIL, FaZIL, FixedPred, Rule, StrictPC
 
 
 def _no_firings() -> numpy.ndarray:
@@ -192,6 +195,7 @@ class _Run:
     def __init__(
         self, graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, max_energy_ratio: float, xp: Any
     ):
+        xp = namespace(xp)
         self.net, self.params, self.values, self.lins, self.targets = prepare(graph, params, x, y, xp)
         self.xp = xp
         self.order = tuple(nx.lexicographical_topological_sort(graph, key=str))
@@ -433,7 +437,6 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
     detector = _Detector(run, rule)
     levels = numpy.array([trigger.get(k, -1) for k in run.order], dtype=numpy.int64)
     fired: list[numpy.ndarray] = []
-    to_host = getattr(xp, "asnumpy", numpy.asarray)
     for t in range(n_steps):
         state = run.state(params, beliefs)
         if run.record(state):
@@ -442,7 +445,7 @@ def _fazil(run: _Run, graph: nx.DiGraph, rule: FaZIL) -> ReferenceResult:
         for k in net.parametrized:
             index = run.order.index(k)
             phi = detector.phi(k, state)
-            neuron, sample = (to_host(i).astype(numpy.int64) for i in xp.nonzero(phi.T))
+            neuron, sample = (to_numpy(i, xp).astype(numpy.int64) for i in xp.nonzero(phi.T))
             if neuron.size:
                 head = numpy.broadcast_to(numpy.array([t, index], dtype=numpy.int64), (neuron.size, 2))
                 fired.append(numpy.column_stack([head, neuron, sample]))
@@ -492,11 +495,17 @@ def _fixedpred(run: _Run, graph: nx.DiGraph, rule: FixedPred) -> ReferenceResult
     return _final(run, _every_vertex(run, state, rule.alpha), n, n)
 
 
-_RUNNERS = {BP: _bp, IL: _il, ZIL: _zil, FaZIL: _fazil, StrictPC: _strict, FixedPred: _fixedpred}
+def _ipc(run: _Run, graph: nx.DiGraph, rule: IPC) -> ReferenceResult:
+    from neurosim.reference.incremental import run_ipc  # it builds on this module
+
+    return run_ipc(run, rule)
+
+
+_RUNNERS = {BP: _bp, IL: _il, ZIL: _zil, FaZIL: _fazil, StrictPC: _strict, FixedPred: _fixedpred, IPC: _ipc}
 
 
 def run_rule(
-    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, rule: Rule, xp: Any = numpy
+    graph: nx.DiGraph, params: Mapping[str, Array], x: Any, y: Any, rule: Rule, xp: Any = None
 ) -> ReferenceResult:
     """Run ``rule`` on one batch from the forward pass and return the updated parameters.
 
@@ -514,11 +523,15 @@ def run_rule(
         ``(B, n_out)`` for a single-output graph (one-hot rows for ``ce``), or
         ``{output_vertex: (B, size)}``.
     rule
-        A :class:`neurosim.rules.Rule`: ``BP``, ``IL``, ``ZIL``, ``FaZIL``, ``StrictPC``
-        or ``FixedPred``; the semantics of each are in the module docstring.
+        A :class:`neurosim.rules.Rule`: ``BP``, ``IL``, ``ZIL``, ``FaZIL``, ``StrictPC``,
+        ``FixedPred`` (the semantics of each are in the module docstring) or ``IPC``
+        (:mod:`neurosim.reference.incremental`).
     xp
-        Array namespace, ``numpy`` or ``cupy``. ``params``, ``updates`` and
-        ``eps_at_trigger`` are ``xp`` arrays; ``energy`` and the firings are numpy.
+        Array namespace: None (numpy) or ``cupy`` (:mod:`neurosim.arrays`). ``x``, ``y``
+        and ``params`` may be numpy or ``xp`` arrays; the result's ``params``,
+        ``updates`` and ``eps_at_trigger`` are ``xp`` arrays (on the GPU for cupy:
+        :func:`neurosim.arrays.to_numpy` copies them to the host); ``energy`` and the
+        firings are numpy.
 
     Returns
     -------
@@ -537,7 +550,7 @@ def run_rule(
     runner = _RUNNERS.get(type(rule))
     if runner is None:
         raise ConfigError(
-            f"rule must be one of neurosim.rules.BP, IL, ZIL, FaZIL, StrictPC, FixedPred, got {rule!r}"
+            f"rule must be one of neurosim.rules.BP, IL, ZIL, FaZIL, StrictPC, FixedPred, IPC, got {rule!r}"
         )
     run = _Run(graph, params, x, y, getattr(rule, "max_energy_ratio", numpy.inf), xp)
     with numpy.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
