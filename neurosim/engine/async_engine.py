@@ -134,8 +134,8 @@ class AsyncEngine:
             mu_in=np.zeros((1, n_v, lanes), dt), e_in=np.zeros((1, n_v, lanes), dt), me_seq=i64(n_v),
             me_tag=np.zeros(n_v, np.uint8), sent=np.zeros(2 * S + 2 * n_e, np.int64),
             dirty=np.zeros(n_e, np.uint8), comp_time=np.full(n_v + n_e, -np.inf),
-            mu_sent=np.zeros((n_e, lanes), dt), triggered=np.zeros(n_e, np.uint8), dw_syn=np.zeros(S, dt),
-            dw_b=np.zeros(len(net.c_bias), dt), commits=np.zeros(1, np.int64))
+            mu_sent=np.zeros((n_e, lanes), dt), triggered=np.zeros(n_e, np.uint8), dw_syn=np.zeros(S),
+            dw_b=np.zeros(len(net.c_bias)), commits=np.zeros(1, np.int64))
         cap = max(1024, 4 * self.fan)
         self.queue: EventQueue = new_queue(cap)
         self.pool = Pool(np.zeros((cap, 2, lanes), dt), np.zeros(cap, np.uint8),
