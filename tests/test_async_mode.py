@@ -70,3 +70,83 @@ def test_lock_step_limit_is_the_sync_mode(case) -> None:
     bits, for every rule, on MLPs, CNNs, RNNs, LSTMs and DAGs of every op, in float64
     and float32, chunked or not, across consecutive presentations."""
     assert sync_identity.compare(_run(case, None), _run(case, Async())) == []
+
+
+# ---- against the brute force (tests/async_bruteforce.py): float delays, jitter ------------
+
+from async_bruteforce import BruteForce  # noqa: E402
+
+from neurosim.engine.delays import DelayDistribution  # noqa: E402
+from neurosim.engine.transport.jitter import Jitter  # noqa: E402
+from neurosim.graph import mlp  # noqa: E402
+from neurosim.params import init_params  # noqa: E402
+from neurosim.rules import IL, ZIL, FaZIL, FixedPred, StrictPC  # noqa: E402
+
+BF_RULES = [
+    ZIL(alpha=0.1),
+    IL(alpha=0.1, gamma=0.2, t_c=8),
+    FaZIL(alpha=0.1, t_d=2, ticks=9),
+    FaZIL(alpha=0.1, detector="feedback", ticks=9),
+    StrictPC(alpha=0.1, eta=0.2, n=7),
+    FixedPred(alpha=0.1, n=7),
+]
+
+
+def _bf_data(g, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = list(g)[-1]
+    x = rng.normal(size=(n, g.nodes["input"]["size"]))
+    k = g.nodes[out]["size"]
+    y = np.eye(k)[rng.integers(0, k, n)] if g.nodes[out]["loss"] == "ce" else rng.normal(size=(n, k))
+    return x, y
+
+
+def _emissions(schedule: list, t0: float, t1: float) -> np.ndarray:
+    rows = [(t, link, i, arr) for t, what, *rest in schedule if what == "emit" and t0 <= t < t1
+            for link, i, arr in [rest]]
+    return np.array(sorted(rows)).reshape(-1, 4)
+
+
+def _commits(schedule: list, bf: BruteForce, t0: float, t1: float) -> np.ndarray:
+    rows = [(t, bf.e_index[key]) for t, what, _, key in (r for r in schedule if len(r) == 4)
+            if what == "commit" and t0 <= t <= t1]
+    return np.array(sorted(rows)).reshape(-1, 2)
+
+
+def _rel(u: dict, r: dict) -> float:
+    num = np.sqrt(sum(np.sum((u[k] - r[k]) ** 2) for k in r))
+    return float(num / np.sqrt(sum(np.sum(r[k] ** 2) for k in r)))
+
+
+@pytest.mark.parametrize("conv, loss", [("post", "mse"), ("pre", "ce")])
+@pytest.mark.parametrize("rule", BF_RULES, ids=lambda r: f"{r.name}-{getattr(r, 'detector', '')}")
+def test_float_delays_and_jitter_equal_the_brute_force(conv: str, loss: str, rule) -> None:
+    """A1-A9 at once: per-synapse gamma delays, per-neuron own delays, jitter, a latency,
+    two consecutive presentations. The engine's emissions (time, link, index, arrival),
+    commits (time, neuron) are the brute force's exactly; the parameters to round-off
+    (the brute force sums in its own order)."""
+    g = mlp([3, 4, 3, 2], activation="tanh", convention=conv, loss=loss)
+    p = init_params(g, 2)
+    probe = Simulator(g, p)
+    S, n_e = probe.netlist.n_synapses, probe.netlist.n_error
+    delays = DelayDistribution("gamma", 1.3, 0.5, seed=4).draw(S)
+    own = np.random.default_rng(5).uniform(0.4, 1.6, n_e)
+    jit = Jitter(sigma=0.25, seed=9)
+    sim = Simulator(g, p, timing=Async(delays=delays, own_delay=own, jitter=jit, latency=0.125))
+    sim.asynchronous.record(emissions=100000, plasticity=100000)
+    bf = BruteForce(g, p, delays=delays, own_delay=own, sigma=0.25, jitter_seed=9, latency=0.125)
+    x, y = _bf_data(g, 4, 3)
+    emitted, committed = [], []
+    for k in range(2):
+        r = sim.learn(x[2 * k: 2 * k + 2], y[2 * k: 2 * k + 2], rule)
+        rb = bf.learn(x[2 * k: 2 * k + 2], y[2 * k: 2 * k + 2], rule)
+        assert r.learn0 == rb.learn0 and r.t_end == rb.t_end
+        assert _rel(r.updates, rb.updates) < 1e-13
+        emitted.append(r.emissions)
+        committed.append(np.unique(r.plasticity[:, :2], axis=0))
+    # events between a learning phase's end and the next onset are processed (and
+    # recorded) by the next presentation's call: compare the whole run
+    np.testing.assert_array_equal(np.array(sorted(map(tuple, np.concatenate(emitted)))),
+                                  _emissions(bf.schedule, 0.0, np.inf))
+    np.testing.assert_array_equal(np.concatenate(committed), _commits(bf.schedule, bf, 0.0, np.inf))
+    assert _rel(sim.params, bf.params()) < 1e-13

@@ -189,9 +189,10 @@ class AsyncEngine:
         return status, t_last, at, sample
 
     # ---- phases -----------------------------------------------------------------------
-    def prediction_phase(self, inputs: dict[str, np.ndarray]) -> float:
+    def prediction_phase(self, inputs: dict[str, np.ndarray], log: Log | None = None) -> float:
         """Clamp the inputs at the current time and relax until no message is in flight
-        (A9); returns ``learn0``, the first even hop after the last event."""
+        (A9); returns ``learn0``, the first even hop after the last event. ``log``: where
+        to record (the presentation's)."""
         t0 = self.t
         self._clamp(inputs, t0, False)
         n_e = self.handle.netlist.n_error
@@ -208,7 +209,7 @@ class AsyncEngine:
         budget = 1000 * (net.n_synapses + net.n_value + net.n_error) * (len(net.vertices) + 2) + 10**6
         ck = Clock(mode=MODE_PREDICT, learn0=t0, t_end=np.inf, onset=t0, front=False, held_time=-1.0, n_steps=0,
                    max_events=budget, fan=self.fan, t_stop=np.inf, sample0=0)
-        status, t_last, _, _ = self._run(ck, self._log(0))
+        status, t_last, _, _ = self._run(ck, log if log is not None else self._log(0))
         if status == STATUS_STALLED:  # pragma: no cover - a DAG always settles
             raise RuntimeError(f"the prediction phase did not settle within {budget} events")
         learn0 = 2.0 * np.floor(t_last / 2.0) + 2.0
@@ -232,7 +233,11 @@ class AsyncEngine:
         if front and len(ra.defer_params):
             raise ConfigError("Z-IL at the front (zil_trigger='front') needs a graph without shared parameters; "
                               "use zil_trigger='clock' on convolutional or recurrent graphs")
-        learn0 = self.prediction_phase(inputs)
+        lanes = next(iter(inputs.values())).shape[0]
+        if self.state.v.shape[1] != lanes:
+            self.reset(lanes)
+        log = self._log(n)
+        learn0 = self.prediction_phase(inputs, log)
         st, bx, net = self.state, self.boxes, h.netlist
         st.vhat[:] = st.v
         st.mu0[:] = st.mu
@@ -264,7 +269,6 @@ class AsyncEngine:
             push(self.queue, learn0 + 2.0 * step + 1.0, COMMIT, n_v + n_e + 1, int(step), 0, 0)
         t_end = learn0 + (self.timing.max_hops if front else 2.0 * (n - 1) + 1.0)
         self._rule = ra
-        log = self._log(n)
         sample, status, t_last, at = 0, 0, learn0, -1
         stop = learn0
         if front:

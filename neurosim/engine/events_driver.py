@@ -618,7 +618,9 @@ def run_events(cp: Compartments, en: ErrorNet, vn: ValueNet, pk: Plastic, es: Er
                 if learning and t == ck.held_time:
                     continue  # the held update replaces the error computations then
                 i = target - n_v
-                lo, hi = en.e_group_lo[i], en.e_group_hi[i]
+                lo, hi = i, i + 1
+                if learning:  # a ce group's softmax: its neurons compute together (predicting, each alone)
+                    lo, hi = en.e_group_lo[i], en.e_group_hi[i]
                 if bx.comp_time[n_v + lo] == t and target != n_v + lo:
                     continue
                 for k in range(lo, hi):
