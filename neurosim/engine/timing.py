@@ -1,7 +1,7 @@
 """How time runs in a :class:`~neurosim.engine.Simulator`: :class:`Sync` (ticks, the
 default) or :class:`Async` (continuous time in hops, clauses A1..A9 of ``docs/async.md``).
 
->>> Async(delays=0.7, jitter=Jitter(sigma=0.1, seed=3)).commit_delay
+>>> Async(delays=0.7).commit_delay
 1.0
 """
 
