@@ -19,5 +19,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from neurosim.engine.simulator import LearnResult, Presentation, Simulator
+from neurosim.engine.timing import Async, Sync
 
-__all__ = ["LearnResult", "Presentation", "Simulator"]
+__all__ = ["Async", "LearnResult", "Presentation", "Simulator", "Sync"]

@@ -21,9 +21,11 @@ import numpy as np
 from neurosim import validation
 from neurosim.compile.compiler import Delays, compile_graph
 from neurosim.compile.netlist import Netlist
+from neurosim.engine.async_engine import AsyncEngine
 from neurosim.engine.bundles import StateArrays
 from neurosim.engine.handle import EngineHandle
 from neurosim.engine.presentation import LearnResult, Presentation
+from neurosim.engine.timing import Async, Sync
 from neurosim.errors import ConfigError, GraphError
 from neurosim.monitors import Monitor
 from neurosim.params import Params, check_params, init_params
@@ -56,6 +58,10 @@ class Simulator:
         Threads for parallel delivery: each stage is split into this many contiguous
         blocks of neurons, run in parallel. The result is bit-for-bit the same for any
         value; more threads pay off only on large networks.
+    timing
+        :class:`~neurosim.engine.timing.Sync` (default: ticks, clauses S1..S8) or
+        :class:`~neurosim.engine.timing.Async` (float time in hops, its own delays,
+        jitter and clocks: clauses A1..A9, ``docs/async.md``).
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class Simulator:
         delays: Delays = 1,
         own_delay: int = 1,
         threads: int = 1,
+        timing: Sync | Async | None = None,
     ) -> None:
         from neurosim.params import _float_dtype
 
@@ -82,6 +89,14 @@ class Simulator:
         p = init_params(graph, seed, self.dtype) if params is None else check_params(graph, params, self.dtype)
         self.engine = EngineHandle(graph, netlist, netlist.pack_params(p, self.dtype), self.threads)
         self._fingerprint = validation.graph_fingerprint(graph)
+        # ---- the asynchronous mode (docs/async.md): its own run state over this handle
+        if timing is not None and not isinstance(timing, (Sync, Async)):
+            raise ConfigError(f"timing must be neurosim.engine.Sync() or Async(...), got {timing!r}")
+        if isinstance(timing, Async) and (delays != 1 or own_delay != 1):
+            raise ConfigError("with timing=Async(...) give the delays in hops as Async(delays=..., own_delay=...), "
+                              "not as the Simulator's delays/own_delay (ticks of the synchronous mode)")
+        self.timing = timing or Sync()
+        self.asynchronous = AsyncEngine(self.engine, timing) if isinstance(timing, Async) else None
 
     def _check_graph(self) -> None:
         """Raise GraphError if the graph was edited after this simulator was built on it."""
@@ -142,12 +157,19 @@ class Simulator:
         self._check_graph()
         self.theta[:] = self.netlist.pack_params(check_params(self.graph, params, self.dtype), self.dtype)
         self.engine.stale = True
+        if self.asynchronous is not None:
+            self.asynchronous.stale = True
 
     # ---- presentations ----------------------------------------------------------
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
         """Run the prediction phase on ``x`` and return the output beliefs ``(B, size)``
         (a dict by output vertex when the graph has several outputs)."""
         self._check_graph()
+        if self.asynchronous is not None:
+            self.asynchronous.prediction_phase(self.engine.batch(x, self.inputs, "input"))
+            v = self.asynchronous.state.v
+            outs = {o: v[self.engine.vertex_neurons(o)].T.copy() for o in self.outputs}
+            return outs[self.outputs[0]] if len(outs) == 1 else outs
         self.engine.prediction_phase(self.engine.batch(x, self.inputs, "input"))
         outs = {o: self.engine.vertex_values(o) for o in self.outputs}
         return outs[self.outputs[0]] if len(outs) == 1 else outs
@@ -170,6 +192,14 @@ class Simulator:
         (the result does not depend on it); ``all_active`` and ``reverse`` are checks
         of the tick semantics (clauses S4 and S3 of :mod:`neurosim.engine.semantics`).
         """
+        if self.asynchronous is not None:
+            if all_active or reverse:
+                raise ConfigError("all_active and reverse are checks of the synchronous stages; "
+                                  "the asynchronous mode has no stages (leave them False)")
+            if chunk_ticks is not None and (not validation.is_count(chunk_ticks) or chunk_ticks < 1):
+                raise ConfigError(f"chunk_ticks must be a positive int, got {chunk_ticks!r}")
+            self._check_graph()
+            return self.asynchronous.learn(x, y, rule, None if chunk_ticks is None else 2.0 * chunk_ticks)
         presentation = self.present(x, y, rule, all_active=all_active, reverse=reverse)
         return presentation.finish(chunk_ticks)
 
@@ -184,4 +214,7 @@ class Simulator:
     ) -> Presentation:
         """Start a presentation (prediction phase done, target clamped) to advance by hand."""
         self._check_graph()
+        if self.asynchronous is not None:
+            raise ConfigError("present() advances synchronous ticks; in the asynchronous mode use learn() "
+                              "(chunk_ticks=k runs the learning phase in chunks of 2k hops)")
         return Presentation(self.engine, x, y, rule, all_active=all_active, reverse=reverse)
